@@ -1,0 +1,36 @@
+"""Self-refreshing AWS credentials for EKS pods, through IAM Roles for Service Accounts.
+
+    from irsa_session import session
+    s3 = session.client("s3")
+
+works on every boto3 from 1.4.8 on: the credentials come from STS
+AssumeRoleWithWebIdentity, are fetched when first needed, and refresh themselves.
+"""
+
+__all__ = [
+    "session",
+    "assumed_role_session",
+    "refreshable_credentials",
+    "install",
+    "IrsaError",
+    "ConfigError",
+    "TokenFileError",
+    "RefreshError",
+    "__version__",
+]
+
+from ._version import __version__
+from .errors import ConfigError, IrsaError, RefreshError, TokenFileError
+from .sessions import assumed_role_session, default_session, install, refreshable_credentials
+
+
+def __getattr__(name):
+    # ``session`` is built on first access (PEP 562), from the environment only:
+    # no token is read and no STS call is made until credentials are needed.
+    if name == "session":
+        return default_session()
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def __dir__():
+    return sorted(set(globals()) | {"session"})

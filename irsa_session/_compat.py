@@ -1,0 +1,240 @@
+"""The one module that touches botocore internals or differs between its versions.
+
+Features are detected with ``hasattr`` and friends, never by version number, so
+botocore 1.8.50 (Ray's old images) and today's release take the same paths
+wherever they can.
+"""
+
+import socket
+import threading
+from collections import OrderedDict
+
+import botocore
+import botocore.credentials
+import botocore.exceptions
+import botocore.session
+from botocore.config import Config
+
+__all__ = [
+    "ReadOnlyCredentials",
+    "RefreshableCredentials",
+    "TRANSIENT_ERRORS",
+    "LRUCache",
+    "sts_client",
+    "use_credentials",
+    "put_first_in_default_chain",
+    "client_key",
+]
+
+ReadOnlyCredentials = botocore.credentials.ReadOnlyCredentials
+RefreshableCredentials = botocore.credentials.RefreshableCredentials
+#: Newer botocore carries the account id in frozen credentials.
+HAS_ACCOUNT_ID = "account_id" in ReadOnlyCredentials._fields
+
+
+def _errors(*names):
+    """The named exception classes that this botocore has (module, name) pairs."""
+    found = []
+    for module, name in names:
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return found
+
+
+def _vendored_requests_errors():
+    try:  # botocore < 1.11 sends through its vendored requests
+        from botocore.vendored.requests import exceptions
+    except ImportError:
+        return []
+    return _errors((exceptions, "RequestException"))
+
+
+def _parser_errors():
+    import botocore.parsers
+
+    return _errors((botocore.parsers, "ResponseParserError"), (botocore.exceptions, "ResponseParserError"))
+
+
+_exc = botocore.exceptions
+#: Errors worth retrying: the connection failed, timed out, or the answer was garbled.
+TRANSIENT_ERRORS = tuple(
+    _errors(
+        (_exc, "EndpointConnectionError"),
+        (_exc, "ConnectionClosedError"),
+        (_exc, "HTTPClientError"),
+        (_exc, "ConnectionError"),
+        (_exc, "ReadTimeoutError"),
+        (_exc, "ConnectTimeoutError"),
+        (_exc, "IncompleteReadError"),
+    )
+    + _vendored_requests_errors()
+    + _parser_errors()
+    + [ConnectionError, socket.timeout, TimeoutError]
+)
+
+try:
+    from cachetools import LRUCache
+except ImportError:
+
+    class LRUCache(object):
+        """The least-recently-used cache this package needs, when cachetools is absent."""
+
+        def __init__(self, maxsize):
+            self.maxsize = maxsize
+            self._items = OrderedDict()
+
+        def get(self, key, default=None):
+            try:
+                value = self._items.pop(key)
+            except KeyError:
+                return default
+            self._items[key] = value
+            return value
+
+        def __setitem__(self, key, value):
+            self._items.pop(key, None)
+            self._items[key] = value
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+        def __len__(self):
+            return len(self._items)
+
+        def clear(self):
+            self._items.clear()
+
+
+class _Provider(botocore.credentials.CredentialProvider):
+    """A link in botocore's credential chain that hands out one credentials object."""
+
+    METHOD = "irsa-session"
+    CANONICAL_NAME = "irsa-session"
+
+    def __init__(self, credentials):
+        super(_Provider, self).__init__()
+        self._credentials = credentials
+
+    def load(self):
+        return self._credentials
+
+
+def _empty_resolver():
+    return botocore.credentials.CredentialResolver(providers=[])
+
+
+def sts_client(endpoint_url, region_name, connect_timeout, read_timeout):
+    """An STS client that sends unsigned requests and never looks for credentials.
+
+    AssumeRoleWithWebIdentity needs no credentials; an empty resolver keeps
+    botocore from walking its chain (and probing instance metadata, which a pod
+    may not reach) when the client is built.  botocore's own retries are off:
+    the caller retries, re-reading the token each time.
+    """
+    session = botocore.session.Session()
+    session.register_component("credential_provider", _empty_resolver())
+    config = Config(
+        signature_version=botocore.UNSIGNED,
+        retries={"max_attempts": 0},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
+    return session.create_client(
+        "sts", region_name=region_name, endpoint_url=endpoint_url, config=config
+    )
+
+
+def policy_arns_params(client, arns):
+    """Keyword arguments carrying ``arns``, for botocore that models PolicyArns.
+
+    Older botocore (1.8.x) predates the parameter; there the ARNs are added to
+    the query-protocol form body just before it is sent.
+    """
+    model = client.meta.service_model.operation_model("AssumeRoleWithWebIdentity")
+    if "PolicyArns" in model.input_shape.members:
+        return {"PolicyArns": [{"arn": arn} for arn in arns]}
+    fields = dict(
+        ("PolicyArns.member.%d.arn" % number, arn) for number, arn in enumerate(arns, 1)
+    )
+
+    def add_fields(params, **kwargs):
+        params["body"].update(fields)
+
+    client.meta.events.register_first(
+        "before-call.sts.AssumeRoleWithWebIdentity", add_fields, unique_id="irsa-policy-arns"
+    )
+    return {}
+
+
+def use_credentials(botocore_session, credentials):
+    """Make ``credentials`` the only thing ``botocore_session`` resolves."""
+    botocore_session.register_component(
+        "credential_provider",
+        botocore.credentials.CredentialResolver(providers=[_Provider(credentials)]),
+    )
+
+
+_chain = {"credentials": None, "patched": False}
+_chain_lock = threading.Lock()
+
+
+def put_first_in_default_chain(credentials):
+    """Make botocore sessions built from now on resolve ``credentials`` first.
+
+    Every botocore session, legacy or new, builds its chain by calling
+    ``botocore.credentials.create_credential_resolver`` when it first needs
+    credentials; wrapping that one function reaches ``boto3.Session()`` and
+    ``botocore.session.get_session()`` alike.  A session given an explicit
+    profile keeps its profile.  ``None`` restores botocore's own chain.
+    """
+    with _chain_lock:
+        _chain["credentials"] = credentials
+        if _chain["patched"]:
+            return
+        original = botocore.credentials.create_credential_resolver
+
+        def create_credential_resolver(session, *args, **kwargs):
+            resolver = original(session, *args, **kwargs)
+            installed = _chain["credentials"]
+            if installed is not None and not _explicit_profile(session):
+                resolver.providers.insert(0, _Provider(installed))
+            return resolver
+
+        create_credential_resolver.__wrapped__ = original
+        botocore.credentials.create_credential_resolver = create_credential_resolver
+        _chain["patched"] = True
+
+
+def _explicit_profile(session):
+    try:
+        return session.get_config_variable("profile", methods=("instance",)) is not None
+    except Exception:  # an unusual session object: treat as no explicit profile
+        return False
+
+
+def client_key(args, kwargs):
+    """A hashable key for ``Session.client`` arguments, or None if there is none.
+
+    A ``Config`` is keyed by the options it was given, so clients built with equal
+    configs are shared even when each call makes a new ``Config`` object.
+    """
+    try:
+        items = tuple(sorted((name, _freeze(value)) for name, value in kwargs.items()))
+        key = (tuple(_freeze(value) for value in args), items)
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _freeze(value):
+    if isinstance(value, Config):
+        options = getattr(value, "_user_provided_options", None)
+        if options is None:
+            return value
+        return (Config, _freeze(options))
+    if isinstance(value, dict):
+        return (dict, tuple(sorted((key, _freeze(item)) for key, item in value.items())))
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_freeze(item) for item in value))
+    return value

@@ -1,0 +1,95 @@
+"""Keeps secrets out of log records, including botocore's DEBUG ones."""
+
+import logging
+import re
+import threading
+from collections import deque
+
+from urllib.parse import quote
+
+__all__ = ["remember", "scrub", "install"]
+
+MASK = "****"
+_SHORTEST = 8  # shorter values are not secrets worth masking everywhere
+
+# Values seen so far (tokens, secret keys, session tokens); a few generations.
+_known = deque(maxlen=48)
+_lock = threading.Lock()
+
+_SECRET_FIELDS = (
+    r"SecretAccessKey|SessionToken|WebIdentityToken|"
+    r"secret_key|secret_access_key|aws_secret_access_key|aws_session_token|"
+    r"session_token|token"
+)
+_PATTERNS = (
+    # XML bodies: <SecretAccessKey>...</SecretAccessKey>
+    (re.compile(r"(<(?:SecretAccessKey|SessionToken|WebIdentityToken)>)[^<]*"), r"\1" + MASK),
+    # dict reprs and JSON: 'SessionToken': 'abc' / "token": "abc"
+    (
+        re.compile(r"""((?:['"])(?:%s)(?:['"])\s*:\s*b?['"])[^'"]*""" % _SECRET_FIELDS, re.I),
+        r"\1" + MASK,
+    ),
+    # headers and canonical requests: x-amz-security-token:abc / 'X-Amz-Security-Token': b'abc'
+    (
+        re.compile(r"""(x-amz-security-token['"]?\s*[:=]\s*b?['"]?)[^\s'",&]+""", re.I),
+        r"\1" + MASK,
+    ),
+    # form bodies: WebIdentityToken=abc&...
+    (re.compile(r"((?:WebIdentityToken|X-Amz-Security-Token)=)[^&\s'\"]+", re.I), r"\1" + MASK),
+    # anything shaped like a JWT
+    (re.compile(r"eyJ[\w-]{6,}\.[\w-]{6,}\.[\w-]*", re.ASCII), MASK),
+)
+_WATCHED = ("botocore", "boto3", "s3transfer", "urllib3", "irsa_session")
+_installed = []
+_formatter = logging.Formatter()
+
+
+def remember(*values):
+    """Mask these values wherever they turn up in a log record from now on."""
+    with _lock:
+        for value in values:
+            if value and len(value) >= _SHORTEST and value not in _known:
+                _known.append(value)
+                escaped = quote(value, safe="")
+                if escaped != value:
+                    _known.append(escaped)
+
+
+def scrub(text):
+    """``text`` with every known secret and secret-shaped field masked."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    for value in tuple(_known):
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def install():
+    """Wrap the logging record factory once, so records are scrubbed as made."""
+    with _lock:
+        if _installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args, **kwargs):
+            record = previous(*args, **kwargs)
+            if record.name.startswith(_WATCHED):
+                _scrub_record(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _installed.append(factory)
+
+
+def _scrub_record(record):
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken record is logging's to report, not ours
+        return
+    clean = scrub(message)
+    if clean != message:
+        record.msg, record.args = clean, None
+    if record.exc_info and not record.exc_text:
+        trace = _formatter.formatException(record.exc_info)
+        record.exc_text = scrub(trace)

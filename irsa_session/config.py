@@ -1,0 +1,251 @@
+"""Settings from arguments, then the environment, checked once."""
+
+import json
+import os
+import re
+import socket
+import time
+from collections import namedtuple
+
+from .errors import ConfigError
+
+__all__ = [
+    "ROLE_ARN",
+    "TOKEN_FILE",
+    "SESSION_NAME",
+    "REGION",
+    "DEFAULT_REGION",
+    "ENDPOINT_URL_STS",
+    "ENDPOINT_URL",
+    "STS_REGIONAL_ENDPOINTS",
+    "Settings",
+    "resolve",
+    "missing",
+    "sanitize_session_name",
+    "sts_endpoint",
+]
+
+#: The IAM role to assume; the pod identity webhook sets it from the
+#: service account's ``eks.amazonaws.com/role-arn`` annotation.
+ROLE_ARN = "AWS_ROLE_ARN"
+#: Path of the projected service-account token (a JWT) the kubelet rewrites.
+TOKEN_FILE = "AWS_WEB_IDENTITY_TOKEN_FILE"
+#: Session name shown in CloudTrail.
+SESSION_NAME = "AWS_ROLE_SESSION_NAME"
+#: Region; honoured before ``AWS_DEFAULT_REGION`` (botocore reads only the latter).
+REGION = "AWS_REGION"
+DEFAULT_REGION = "AWS_DEFAULT_REGION"
+#: STS endpoint override, then the all-services override.
+ENDPOINT_URL_STS = "AWS_ENDPOINT_URL_STS"
+ENDPOINT_URL = "AWS_ENDPOINT_URL"
+#: ``regional`` (the default here) or ``legacy`` (the global endpoint).
+STS_REGIONAL_ENDPOINTS = "AWS_STS_REGIONAL_ENDPOINTS"
+
+Settings = namedtuple(
+    "Settings",
+    "role_arn token_file session_name region_name duration_seconds "
+    "sts_endpoint_url policy policy_arns",
+)
+Settings.__doc__ = "The effective settings of one set of credentials; secret-free."
+
+_ROLE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:[\x21-\x7e]+/)?[\w+=,.@-]{1,64}$",
+    re.ASCII,
+)
+_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?:\d{12}|aws):policy/\S+$", re.ASCII)
+_REGION = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_NOT_NAME_CHARS = re.compile(r"[^\w+=,.@-]", re.ASCII)
+_DURATION = (900, 43200)
+
+# Region prefix -> DNS suffix, most specific prefix first (botocore's partitions).
+_DNS_SUFFIXES = (
+    ("cn-", "amazonaws.com.cn"),
+    ("us-isob-", "sc2s.sgov.gov"),
+    ("us-isof-", "csp.hci.ic.gov"),
+    ("us-iso-", "c2s.ic.gov"),
+    ("eu-isoe-", "cloud.adc-e.uk"),
+    ("eusc-", "amazonaws.eu"),
+)
+# With AWS_STS_REGIONAL_ENDPOINTS=legacy, botocore sends these to sts.amazonaws.com.
+_LEGACY_GLOBAL_REGIONS = frozenset(
+    "ap-northeast-1 ap-south-1 ap-southeast-1 ap-southeast-2 ca-central-1 "
+    "eu-central-1 eu-north-1 eu-west-1 eu-west-2 eu-west-3 sa-east-1 "
+    "us-east-1 us-east-2 us-west-1 us-west-2".split()
+)
+_GLOBAL_ENDPOINT = "https://sts.amazonaws.com"
+
+
+def resolve(
+    role_arn=None,
+    token_file=None,
+    session_name=None,
+    region_name=None,
+    duration_seconds=None,
+    sts_endpoint_url=None,
+    policy=None,
+    policy_arns=None,
+    environ=None,
+):
+    """Return the effective :class:`Settings`; raise ConfigError if one is invalid.
+
+    A missing role ARN or token file is left as ``None`` (see :func:`missing`),
+    since only the caller knows whether to fall back.
+    """
+    env = os.environ if environ is None else environ
+    role_arn = _pick(role_arn, "role_arn", env, ROLE_ARN)
+    token_file = _pick(token_file, "token_file", env, TOKEN_FILE)
+    region_name = _pick(region_name, "region_name", env, REGION, DEFAULT_REGION)
+    if role_arn is not None and not _ROLE_ARN.match(role_arn):
+        raise ConfigError(
+            "role ARN %r (role_arn or %s) is not an IAM role ARN: expected "
+            "arn:<partition>:iam::<12-digit account>:role/<path/name>, as in the "
+            "service account's eks.amazonaws.com/role-arn annotation"
+            % (role_arn, ROLE_ARN)
+        )
+    if token_file is not None and not os.path.isabs(token_file):
+        raise ConfigError(
+            "token file %r (token_file or %s) must be an absolute path; the pod "
+            "identity webhook sets /var/run/secrets/eks.amazonaws.com/"
+            "serviceaccount/token" % (token_file, TOKEN_FILE)
+        )
+    if region_name is not None and not _REGION.match(region_name):
+        raise ConfigError(
+            "region %r (region_name, %s or %s) is not a region name such as "
+            "'us-west-2'" % (region_name, REGION, DEFAULT_REGION)
+        )
+    return Settings(
+        role_arn=role_arn,
+        token_file=token_file,
+        session_name=sanitize_session_name(
+            _pick(session_name, "session_name", env, SESSION_NAME) or _default_session_name()
+        ),
+        region_name=region_name,
+        duration_seconds=_check_duration(duration_seconds),
+        sts_endpoint_url=_endpoint(sts_endpoint_url, region_name, env),
+        policy=_check_policy(policy),
+        policy_arns=_check_policy_arns(policy_arns),
+    )
+
+
+def missing(settings):
+    """Names of the variables a usable IRSA setup still lacks (empty if none)."""
+    return tuple(
+        name
+        for name, value in ((ROLE_ARN, settings.role_arn), (TOKEN_FILE, settings.token_file))
+        if value is None
+    )
+
+
+def sanitize_session_name(name):
+    """Fit ``name`` to STS's rules: 2 to 64 characters of ``[\\w+=,.@-]``."""
+    name = _NOT_NAME_CHARS.sub("-", name.strip())[:64]
+    if len(name) < 2:
+        name = ("irsa-" + name)[:64]
+    return name
+
+
+def sts_endpoint(region_name, environ=None):
+    """The STS endpoint URL for ``region_name``: regional unless asked otherwise."""
+    env = os.environ if environ is None else environ
+    if region_name is None:
+        return _GLOBAL_ENDPOINT
+    legacy = env.get(STS_REGIONAL_ENDPOINTS, "").strip().lower() == "legacy"
+    if legacy and region_name in _LEGACY_GLOBAL_REGIONS:
+        return _GLOBAL_ENDPOINT
+    suffix = "amazonaws.com"
+    for prefix, dns_suffix in _DNS_SUFFIXES:
+        if region_name.startswith(prefix):
+            suffix = dns_suffix
+            break
+    return "https://sts.%s.%s" % (region_name, suffix)
+
+
+def _pick(value, argument, env, *names):
+    """The argument if given, else the first non-blank variable, stripped."""
+    if value is not None:
+        if not isinstance(value, str):
+            raise ConfigError(
+                "%s must be a string, not %s" % (argument, type(value).__name__)
+            )
+        return value.strip() or None
+    for name in names:
+        found = env.get(name, "").strip()
+        if found:
+            return found
+    return None
+
+
+_session_name_cache = []
+
+
+def _default_session_name():
+    """The pod's host name, else a timestamp; fixed for the life of the process."""
+    if not _session_name_cache:
+        try:
+            host = socket.gethostname()
+        except OSError:
+            host = ""
+        _session_name_cache.append(host or "irsa-session-%d" % time.time())
+    return _session_name_cache[0]
+
+
+def _check_duration(value):
+    if value is None:
+        return None
+    low, high = _DURATION
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(
+            "duration_seconds=%r is out of range: STS accepts whole seconds from "
+            "%d to %d (and no more than the role's maximum session duration)"
+            % (value, low, high)
+        )
+    return value
+
+
+def _endpoint(explicit, region_name, env):
+    url, source = _pick(explicit, "sts_endpoint_url", env), "sts_endpoint_url"
+    if url is None:
+        url, source = _pick(None, None, env, ENDPOINT_URL_STS), ENDPOINT_URL_STS
+    if url is None:
+        url, source = _pick(None, None, env, ENDPOINT_URL), ENDPOINT_URL
+    if not url:
+        return sts_endpoint(region_name, env)
+    match = re.match(r"^(https?)://([^/?#\s]+)(/[^?#\s]*)?$", url)
+    if not match:
+        raise ConfigError(
+            "STS endpoint URL %r (%s) is malformed: expected http(s)://host[:port]"
+            % (url, source)
+        )
+    return url.rstrip("/")
+
+
+def _check_policy(policy):
+    if policy is None:
+        return None
+    if not isinstance(policy, str):
+        raise ConfigError(
+            "policy must be a JSON string (json.dumps your dict), not %s"
+            % type(policy).__name__
+        )
+    try:
+        json.loads(policy)
+    except ValueError as err:
+        raise ConfigError("policy is not valid JSON: %s" % err) from err
+    return policy
+
+
+def _check_policy_arns(arns):
+    if arns is None:
+        return None
+    if isinstance(arns, str) or not isinstance(arns, (list, tuple)):
+        raise ConfigError(
+            "policy_arns must be a list of managed-policy ARN strings, not %s"
+            % type(arns).__name__
+        )
+    for arn in arns:
+        if not isinstance(arn, str) or not _POLICY_ARN.match(arn):
+            raise ConfigError(
+                "policy_arns holds %r, which is not a managed-policy ARN such as "
+                "arn:aws:iam::aws:policy/ReadOnlyAccess" % (arn,)
+            )
+    return tuple(arns)

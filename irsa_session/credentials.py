@@ -1,0 +1,212 @@
+"""botocore RefreshableCredentials fed by an exchange, with a lock-free fast path."""
+
+import datetime
+import logging
+import threading
+import time
+
+from . import _compat, _fork
+from .errors import RefreshError
+
+__all__ = ["Credentials", "Frozen", "ADVISORY", "MANDATORY"]
+
+logger = logging.getLogger(__name__)
+
+#: Refresh starts when less than this many seconds remain (as botocore does)...
+ADVISORY = 15 * 60
+#: ...and must succeed before less than this many remain.
+MANDATORY = 10 * 60
+# Short-lived credentials get windows scaled to their life, so that fresh
+# credentials are never already due: advisory at 1/4 and mandatory at 1/6 of it.
+_ADVISORY_SHARE = 4
+_MANDATORY_SHARE = 6
+# Waits between failed advisory refreshes: at most a minute, at least 5 tries.
+_COOLDOWN = 60
+_TRIES_PER_WINDOW = 5
+
+
+def _wall_clock():
+    return time.time()  # looked up at call time, so freezegun and friends apply
+
+
+class Frozen(_compat.ReadOnlyCredentials):
+    """botocore's ReadOnlyCredentials that keep their secrets out of repr and pickle."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "ReadOnlyCredentials(access_key=%r, secret_key='****', token='****')" % (
+            self.access_key,
+        )
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(
+            "frozen credentials hold secrets and are not pickled; pickle the "
+            "irsa_session session instead: it carries only its settings"
+        )
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class Credentials(_compat.RefreshableCredentials):
+    """Credentials that refresh themselves by calling ``fetch``.
+
+    ``fetch()`` returns an :class:`~irsa_session.sts.Issued`.  Nothing is fetched
+    until the credentials are first used.  While more than the advisory window
+    remains, a read is one clock call and one comparison.  In the advisory window
+    one thread refreshes while the others keep the current credentials; if it
+    fails they keep being served, and the next try waits a cooldown.  In the
+    mandatory window callers wait for one shared refresh and get its error if it
+    fails.  ``clock`` returns seconds since the epoch.
+    """
+
+    def __init__(self, fetch, clock=_wall_clock, method="irsa-session", settings=None):
+        # botocore's own attributes, so its inherited methods keep working.
+        self._refresh_using = fetch
+        self._time_fetcher = lambda: datetime.datetime.fromtimestamp(clock(), _UTC)
+        self._refresh_lock = threading.Lock()
+        self._access_key = self._secret_key = self._token = None
+        self._account_id = None
+        self._expiry_time = None
+        self._frozen_credentials = None
+        self.method = method
+        self.settings = settings
+        self._clock = clock
+        self._expiry = 0.0
+        self._fresh_until = 0.0  # before this, no refresh is due
+        self._due_at = 0.0  # from this, a refresh is mandatory
+        self._window = 0.0  # seconds from advisory to mandatory
+        self._flights = 0  # finished refresh attempts
+        self._last_error = None
+        _fork.track(self)
+
+    def __repr__(self):
+        role = self.settings.role_arn if self.settings is not None else None
+        return "<irsa_session Credentials role_arn=%r expires=%s>" % (
+            role,
+            self.expires_at.isoformat() if self.expires_at else "not yet fetched",
+        )
+
+    def __reduce__(self):
+        if self.settings is None:
+            raise TypeError("these credentials were built without settings to rebuild from")
+        from .sessions import _credentials_for
+
+        return _credentials_for, (self.settings,)
+
+    @property
+    def expires_at(self):
+        """When the current credentials expire (aware UTC datetime), or None."""
+        if self._frozen_credentials is None:
+            return None
+        return datetime.datetime.fromtimestamp(self._expiry, _UTC)
+
+    @property
+    def refresh_at(self):
+        """When the next refresh is due to start (aware UTC datetime), or None."""
+        if self._frozen_credentials is None:
+            return None
+        return datetime.datetime.fromtimestamp(self._fresh_until, _UTC)
+
+    def get_frozen_credentials(self):
+        if self._clock() < self._fresh_until:
+            return self._frozen_credentials
+        self._refresh()
+        return self._frozen_credentials
+
+    def refresh_needed(self, refresh_in=None):
+        if self._frozen_credentials is None:
+            return True
+        if refresh_in is None:
+            return self._clock() >= self._fresh_until
+        return self._expiry - self._clock() < refresh_in
+
+    def _is_expired(self):
+        return self._frozen_credentials is None or self._clock() >= self._expiry
+
+    def _refresh(self):
+        now = self._clock()
+        if now < self._fresh_until:
+            return
+        if now < self._due_at:
+            # Advisory: one thread tries; the rest keep the current credentials.
+            if self._refresh_lock.acquire(False):
+                try:
+                    if self._clock() >= self._fresh_until:
+                        self._attempt(mandatory=False)
+                finally:
+                    self._refresh_lock.release()
+            return
+        seen = self._flights
+        with self._refresh_lock:
+            if self._clock() < self._due_at:
+                return  # another thread refreshed while this one waited
+            if self._flights != seen and self._last_error is not None:
+                # One STS call per refresh: share the outcome of the one that ran.
+                raise RefreshError(
+                    str(self._last_error),
+                    code=getattr(self._last_error, "code", None),
+                    attempts=getattr(self._last_error, "attempts", 1),
+                ) from self._last_error
+            self._attempt(mandatory=True)
+
+    def _attempt(self, mandatory):
+        try:
+            issued = self._refresh_using()
+        except Exception as err:
+            self._last_error = err
+            self._flights += 1
+            if mandatory:
+                raise
+            now = self._clock()
+            self._fresh_until = min(now + self._cooldown(), self._due_at)
+            logger.warning(
+                "advisory refresh of IRSA credentials failed; the current ones stay "
+                "in use (they expire in %d s) and the next try is in %d s: %s",
+                self._expiry - now,
+                self._fresh_until - now,
+                err,
+            )
+            return
+        self._store(issued)
+        self._last_error = None
+        self._flights += 1
+
+    def _store(self, issued):
+        now = self._clock()
+        life = max(issued.expiry - now, 0.0)
+        frozen = Frozen(issued.access_key, issued.secret_key, issued.token)
+        if _compat.HAS_ACCOUNT_ID:
+            frozen = frozen._replace(account_id=issued.account_id)
+        self._access_key = issued.access_key
+        self._secret_key = issued.secret_key
+        self._token = issued.token
+        self._account_id = issued.account_id
+        self._expiry_time = datetime.datetime.fromtimestamp(issued.expiry, _UTC)
+        self._expiry = issued.expiry
+        self._frozen_credentials = frozen
+        self._due_at = issued.expiry - min(MANDATORY, life / _MANDATORY_SHARE)
+        self._fresh_until = issued.expiry - min(ADVISORY, life / _ADVISORY_SHARE)
+        self._window = self._due_at - self._fresh_until
+        logger.info(
+            "IRSA credentials refreshed: access key %s, expires %s, next refresh from %s",
+            issued.access_key,
+            self._expiry_time.isoformat(),
+            self.refresh_at.isoformat(),
+        )
+
+    def _cooldown(self):
+        return min(_COOLDOWN, max(self._window / _TRIES_PER_WINDOW, 1.0))
+
+    def _after_fork(self):
+        self._refresh_lock = threading.Lock()
+        reset = getattr(self._refresh_using, "reset", None)
+        if reset is not None:
+            reset()
+
+
+_UTC = datetime.timezone.utc
