@@ -112,7 +112,6 @@ def _credentials_for(settings):
     with _registry.lock:
         found = _registry.credentials.get(settings)
         if found is None:
-            _redact.install()
             found = Credentials(Exchange(settings), settings=settings)
             _registry.credentials[settings] = found
         return found

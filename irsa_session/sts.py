@@ -90,6 +90,7 @@ class Exchange(object):
         self._monotonic = monotonic
         self._client = None
         self._extra = {}
+        _redact.install()  # botocore logs this exchange at DEBUG
 
     def reset(self):
         """Forget the STS client (after a fork its connections belong to the parent)."""

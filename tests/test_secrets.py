@@ -1,0 +1,118 @@
+"""No token, secret key or session token in any log record, repr, error or pickle."""
+
+import logging
+import pickle
+import socket
+
+import pytest
+
+from conftest import FakeClock, ROLE_ARN, make_token
+from irsa_session import IrsaError, _redact, assumed_role_session, config, sts
+from irsa_session.credentials import ADVISORY, Credentials
+
+FAST = sts.RetryPolicy(attempts=3, base=0.01, cap=0.02)
+
+
+class Capture(logging.Handler):
+    """Every record from every logger, formatted as a user's handler would."""
+
+    def __init__(self):
+        super(Capture, self).__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def capture():
+    root = logging.getLogger()
+    handler = Capture()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def secrets_of(fake_sts, tokens):
+    found = list(tokens)
+    for issued in fake_sts.issued:
+        found.extend([issued["secret_key"], issued["session_token"]])
+    return found
+
+
+def assert_clean(texts, secrets):
+    assert secrets, "nothing to look for"
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text, "a secret leaked: ...%s..." % secret[:6]
+
+
+def test_full_cycle_and_signed_requests_at_debug(fake_env, moto_server, capture, tmp_path):
+    """First fetch, an advisory refresh with a rotated token, signed S3 calls."""
+    clock = FakeClock()
+    settings = config.resolve(environ=None)
+    creds = Credentials(sts.Exchange(settings), clock=clock, settings=settings)
+    session = assumed_role_session()
+    session._session._credentials = creds  # drive this session's refresh by the fake clock
+    s3 = session.client("s3", endpoint_url=moto_server.url, region_name="us-east-1")
+    s3.list_buckets()
+    tokens = [fake_env.calls[-1]["token"]]
+    rotated = make_token(jti="rotated")
+    with open(settings.token_file, "w") as handle:
+        handle.write(rotated)
+    clock.tick(3600 - ADVISORY + 1)
+    s3.list_buckets()
+    assert fake_env.call_count == 2 and fake_env.calls[-1]["token"] == rotated
+    tokens.append(rotated)
+    s3.list_buckets()
+    secrets = secrets_of(fake_env, tokens)
+    assert len(capture.lines) > 20  # botocore really logged the exchange and the calls
+    assert any("AssumeRoleWithWebIdentity" in line for line in capture.lines)
+    assert any("x-amz-security-token" in line.lower() for line in capture.lines)
+    assert_clean(capture.lines, secrets)
+    frozen = creds.get_frozen_credentials()
+    assert_clean([repr(session), repr(creds), repr(frozen), str(frozen)], secrets)
+    assert_clean([pickle.dumps(session).decode("latin-1")], secrets)
+
+
+@pytest.mark.parametrize("fault", ["AccessDenied", "Throttling", "ExpiredTokenException", "InvalidIdentityToken"])
+def test_failure_paths_at_debug(fake_env, capture, fault):
+    fake_env.set_mode(always_fail=(fault, None))
+    settings = config.resolve()
+    exchange = sts.Exchange(settings, retry=FAST)
+    with pytest.raises(IrsaError) as caught:
+        exchange()
+    tokens = [call["token"] for call in fake_env.calls]
+    assert tokens
+    assert_clean(capture.lines + [str(caught.value), repr(caught.value)], tokens)
+
+
+def test_unreachable_sts_at_debug(irsa_env, capture, monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:%d" % port)
+    exchange = sts.Exchange(config.resolve(), retry=FAST)
+    with pytest.raises(IrsaError) as caught:
+        exchange()
+    token = open(irsa_env).read().strip()
+    assert_clean(capture.lines + [str(caught.value)], [token])
+
+
+def test_scrub_masks_secret_shapes_before_values_are_known():
+    lines = [
+        "<SecretAccessKey>abc/def+ghi</SecretAccessKey><SessionToken>FwoGZX+/=</SessionToken>",
+        "{'WebIdentityToken': 'eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl'}",
+        "x-amz-security-token:FwoGZXIvYXdzEJr//////////wEaDOm",
+        "headers={'X-Amz-Security-Token': b'FwoGZXIvYXdz+abc'}",
+        "Action=AssumeRoleWithWebIdentity&WebIdentityToken=eyJhbGciOiJSUzI1&Version=2011",
+    ]
+    for line in lines:
+        clean = _redact.scrub(line)
+        for secret in ("abc/def+ghi", "FwoGZX", "eyJhbGciOi", "eyJhbGciOiJSUzI1"):
+            assert secret not in clean, clean
+    assert _redact.scrub("nothing secret here") == "nothing secret here"

@@ -1,0 +1,244 @@
+"""Sessions: reuse, fallback, client cache, threads, pickling, forks, install()."""
+
+import logging
+import os
+import pickle
+import select
+import subprocess
+import sys
+import threading
+
+import boto3
+import boto3.session
+import botocore.session
+import pytest
+from botocore.config import Config
+
+import irsa_session
+from conftest import ROLE_ARN
+from irsa_session import ConfigError, assumed_role_session, install, refreshable_credentials
+from irsa_session.credentials import Credentials
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def frozen(session):
+    return session.get_credentials().get_frozen_credentials()
+
+
+def test_same_settings_share_session_and_credentials(fake_env):
+    first = assumed_role_session()
+    assert isinstance(first, boto3.session.Session)
+    assert first.region_name == "us-west-2"
+    for _ in range(100):
+        assert assumed_role_session() is first
+    assert assumed_role_session(role_arn=ROLE_ARN) is first
+    assert irsa_session.session is first
+    assert refreshable_credentials() is first.get_credentials()
+    assert isinstance(first.get_credentials(), Credentials)
+    assert fake_env.call_count == 0  # nothing fetched yet
+    frozen(first)
+    frozen(assumed_role_session())
+    assert fake_env.call_count == 1
+    other = assumed_role_session(session_name="another")
+    assert other is not first
+    frozen(other)
+    assert fake_env.call_count == 2
+
+
+def test_fallback_uses_the_default_chain_and_logs_once(monkeypatch, caplog):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFALLBACKEXAMPLE1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fallback-secret-key-example-000000000000")
+    with caplog.at_level(logging.INFO, logger="irsa_session"):
+        session = assumed_role_session()
+        assumed_role_session()
+    assert isinstance(session, boto3.session.Session)
+    assert frozen(session).access_key == "AKIAFALLBACKEXAMPLE1"
+    records = [r for r in caplog.records if r.name == "irsa_session"]
+    assert len(records) == 1
+    assert "AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE are unset" in records[0].getMessage()
+    assert records[0].levelno == logging.INFO
+
+
+def test_half_configured_fallback_warns(monkeypatch, caplog):
+    monkeypatch.setenv("AWS_ROLE_ARN", ROLE_ARN)
+    with caplog.at_level(logging.INFO, logger="irsa_session"):
+        assumed_role_session()
+    records = [r for r in caplog.records if r.name == "irsa_session"]
+    assert records[0].levelno == logging.WARNING
+    assert "AWS_WEB_IDENTITY_TOKEN_FILE is unset" in records[0].getMessage()
+
+
+def test_no_fallback_raises_naming_the_variables(monkeypatch):
+    with pytest.raises(ConfigError) as caught:
+        assumed_role_session(fallback=False)
+    assert caught.value.missing == ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+    assert "AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE" in str(caught.value)
+    monkeypatch.setenv("AWS_ROLE_ARN", ROLE_ARN)
+    with pytest.raises(ConfigError) as caught:
+        refreshable_credentials()
+    assert caught.value.missing == ("AWS_WEB_IDENTITY_TOKEN_FILE",)
+
+
+def test_invalid_settings_raise_even_with_fallback(monkeypatch, token_file):
+    with pytest.raises(ConfigError):
+        assumed_role_session(role_arn="arn:aws:s3:::bucket", fallback=True)
+    with pytest.raises(ConfigError):
+        assumed_role_session(duration_seconds=60)
+    monkeypatch.setenv("AWS_ROLE_ARN", "not-an-arn")
+    with pytest.raises(ConfigError) as caught:
+        assumed_role_session(token_file=token_file)
+    assert "AWS_ROLE_ARN" in str(caught.value)
+
+
+def test_clients_are_cached_per_identical_arguments(fake_env):
+    session = assumed_role_session()
+    s3 = session.client("s3")
+    assert session.client("s3") is s3
+    assert session.client("s3", region_name="eu-west-1") is not s3
+    tuned = session.client("s3", config=Config(retries={"max_attempts": 2}))
+    assert session.client("s3", config=Config(retries={"max_attempts": 2})) is tuned
+    assert session.client("s3", config=Config(retries={"max_attempts": 3})) is not tuned
+    assert fake_env.call_count == 0
+
+
+def test_clients_and_resources_from_many_threads(fake_env):
+    session = assumed_role_session()
+    got, errors = [], []
+    barrier = threading.Barrier(16)
+
+    def work(number):
+        barrier.wait()
+        try:
+            got.append(session.client("sqs" if number % 2 else "s3"))
+            got.append(session.resource("s3"))
+        except Exception as err:  # collected for the assertion
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    clients = [item for item in got if hasattr(item, "meta") and hasattr(item.meta, "service_model")]
+    assert len(set(id(client) for client in clients)) == 2
+    assert len(got) == 32
+
+
+def test_repr_shows_settings_not_secrets(fake_env):
+    session = assumed_role_session()
+    creds = frozen(session)
+    text = repr(session) + str(session) + repr(session.get_credentials())
+    assert ROLE_ARN in repr(session)
+    for secret in (creds.secret_key, creds.token, fake_env.calls[0]["token"]):
+        assert secret not in text
+
+
+def test_pickle_carries_settings_only(fake_env):
+    session = assumed_role_session()
+    creds = frozen(session)
+    data = pickle.dumps(session)
+    for secret in (creds.secret_key, creds.token, creds.access_key, fake_env.calls[0]["token"]):
+        assert secret.encode() not in data
+    assert ROLE_ARN.encode() in data
+    assert pickle.loads(data) is session
+    data = pickle.dumps(session.get_credentials())
+    assert creds.secret_key.encode() not in data
+    assert pickle.loads(data) is session.get_credentials()
+
+
+def run_child(code, env=None):
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        [HERE] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=full_env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, timeout=60, universal_newlines=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()
+
+
+def test_unpickled_in_another_process_gets_its_own_credentials(fake_env, tmp_path):
+    session = assumed_role_session(session_name="shipped")
+    parent_key = frozen(session).access_key
+    (tmp_path / "session.pickle").write_bytes(pickle.dumps(session))
+    lines = run_child(
+        "import pickle, sys\n"
+        "s = pickle.load(open(%r, 'rb'))\n"
+        "print(type(s).__mro__[1].__module__, repr(s))\n"
+        "print(s.get_credentials().get_frozen_credentials().access_key)\n"
+        % str(tmp_path / "session.pickle"),
+        env={"AWS_ROLE_ARN": "", "AWS_WEB_IDENTITY_TOKEN_FILE": ""},
+    )
+    assert lines[0].startswith("boto3.session IrsaSession(role_arn=%r, session_name='shipped'" % ROLE_ARN)
+    assert lines[1] != parent_key
+    assert lines[1] == fake_env.issued[1]["access_key"]
+    assert fake_env.call_count == 2
+
+
+def test_fallback_session_unpickles_as_the_receivers_default(fake_sts, token_file):
+    session = assumed_role_session()  # no IRSA variables here: a fallback
+    data = pickle.dumps(session)
+    lines = run_child(
+        "import pickle\n"
+        "s = pickle.loads(%r)\n"
+        "import irsa_session\n"
+        "print(s is irsa_session.session)\n"
+        "print(s._irsa_settings.role_arn)\n" % data,
+        env={
+            "AWS_ROLE_ARN": ROLE_ARN,
+            "AWS_WEB_IDENTITY_TOKEN_FILE": token_file,
+            "AWS_ENDPOINT_URL_STS": fake_sts.url,
+        },
+    )
+    assert lines == ["True", ROLE_ARN]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_has_credentials_and_its_own_clients(fake_env):
+    session = assumed_role_session()
+    parent_client = session.client("s3")
+    key = frozen(session).access_key
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fresh = session.client("s3") is not parent_client
+            same_key = frozen(session).access_key == key
+            os.write(write_end, ("%s %s" % (fresh, same_key)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    ready, _, _ = select.select([read_end], [], [], 20)
+    if not ready:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    assert ready, "the forked child hung"
+    assert os.read(read_end, 100).decode() == "True True"
+
+
+def test_install_feeds_unchanged_code(fake_env):
+    installed = install()
+    assert install() is installed
+    assert boto3.DEFAULT_SESSION is installed
+    key = frozen(installed).access_key
+    assert boto3.client("s3")._request_signer._credentials is installed.get_credentials()
+    assert frozen(boto3.Session()).access_key == key
+    assert botocore.session.get_session().get_credentials() is installed.get_credentials()
+    assert fake_env.call_count == 1
+    explicit = boto3.Session(aws_access_key_id="AKIAEXPLICIT00000000", aws_secret_access_key="x" * 40)
+    assert frozen(explicit).access_key == "AKIAEXPLICIT00000000"
+
+
+def test_install_without_irsa_leaves_the_chain_alone(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFALLBACKEXAMPLE1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fallback-secret-key-example-000000000000")
+    installed = install()
+    assert boto3.DEFAULT_SESSION is installed
+    assert frozen(boto3.Session()).access_key == "AKIAFALLBACKEXAMPLE1"
+    with pytest.raises(ConfigError):
+        install(fallback=False)
