@@ -71,15 +71,16 @@ class Credentials(_compat.RefreshableCredentials):
         self._refresh_lock = threading.Lock()
         self._access_key = self._secret_key = self._token = None
         self._account_id = None
-        self._expiry_time = None
         self._frozen_credentials = None
+        self._advisory_refresh_timeout = ADVISORY
+        self._mandatory_refresh_timeout = MANDATORY
         self.method = method
         self.settings = settings
         self._clock = clock
         self._expiry = 0.0
         self._fresh_until = 0.0  # before this, no refresh is due
         self._due_at = 0.0  # from this, a refresh is mandatory
-        self._window = 0.0  # seconds from advisory to mandatory
+        self._spans = (ADVISORY, MANDATORY)  # of the current credentials
         self._flights = 0  # finished refresh attempts
         self._last_error = None
         _fork.track(self)
@@ -99,11 +100,24 @@ class Credentials(_compat.RefreshableCredentials):
         return _credentials_for, (self.settings,)
 
     @property
-    def expires_at(self):
-        """When the current credentials expire (aware UTC datetime), or None."""
+    def _expiry_time(self):
+        """botocore's name for the expiry; code that sets it moves the windows too."""
         if self._frozen_credentials is None:
             return None
         return datetime.datetime.fromtimestamp(self._expiry, _UTC)
+
+    @_expiry_time.setter
+    def _expiry_time(self, when):
+        if self._frozen_credentials is None:
+            return  # nothing fetched yet: the first use fetches anyway
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_UTC)
+        self._set_expiry((when - _EPOCH).total_seconds())
+
+    @property
+    def expires_at(self):
+        """When the current credentials expire (aware UTC datetime), or None."""
+        return self._expiry_time
 
     @property
     def refresh_at(self):
@@ -186,21 +200,28 @@ class Credentials(_compat.RefreshableCredentials):
         self._secret_key = issued.secret_key
         self._token = issued.token
         self._account_id = issued.account_id
-        self._expiry_time = datetime.datetime.fromtimestamp(issued.expiry, _UTC)
-        self._expiry = issued.expiry
         self._frozen_credentials = frozen
-        self._due_at = issued.expiry - min(MANDATORY, life / _MANDATORY_SHARE)
-        self._fresh_until = issued.expiry - min(ADVISORY, life / _ADVISORY_SHARE)
-        self._window = self._due_at - self._fresh_until
+        self._spans = (
+            min(self._advisory_refresh_timeout, life / _ADVISORY_SHARE),
+            min(self._mandatory_refresh_timeout, life / _MANDATORY_SHARE),
+        )
+        self._set_expiry(issued.expiry)
         logger.info(
             "IRSA credentials refreshed: access key %s, expires %s, next refresh from %s",
             issued.access_key,
-            self._expiry_time.isoformat(),
+            self.expires_at.isoformat(),
             self.refresh_at.isoformat(),
         )
 
+    def _set_expiry(self, expiry):
+        advisory, mandatory = self._spans
+        self._expiry = expiry
+        self._due_at = expiry - mandatory
+        self._fresh_until = expiry - advisory
+
     def _cooldown(self):
-        return min(_COOLDOWN, max(self._window / _TRIES_PER_WINDOW, 1.0))
+        advisory, mandatory = self._spans
+        return min(_COOLDOWN, max((advisory - mandatory) / _TRIES_PER_WINDOW, 1.0))
 
     def _after_fork(self):
         self._refresh_lock = threading.Lock()
@@ -210,3 +231,4 @@ class Credentials(_compat.RefreshableCredentials):
 
 
 _UTC = datetime.timezone.utc
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)

@@ -1,6 +1,7 @@
 """Refreshing credentials: deferred, windows, cooldown, single flight, fork, secrets."""
 
 import copy
+import datetime
 import logging
 import os
 import pickle
@@ -77,6 +78,17 @@ def test_windows_are_botocores(creds, fetch, clock):
     assert creds.get_frozen_credentials().access_key.endswith("2")
     assert fetch.calls == 2
     assert ADVISORY == 15 * 60 and MANDATORY == 10 * 60
+
+
+def test_botocore_style_expiry_edits_move_the_windows(creds, fetch, clock):
+    creds.get_frozen_credentials()
+    assert fetch.calls == 1
+    soon = datetime.datetime.fromtimestamp(clock() + 5 * 60, datetime.timezone.utc)
+    creds._expiry_time = soon
+    assert creds.refresh_needed(MANDATORY)
+    assert creds.get_frozen_credentials().access_key.endswith("2")
+    assert fetch.calls == 2
+    assert creds._expiry_time == creds.expires_at
 
 
 def test_failed_advisory_refresh_keeps_serving_and_cools_down(creds, fetch, clock, caplog):
