@@ -167,7 +167,8 @@ def _pick(value, argument, env, *names):
             raise ConfigError(
                 "%s must be a string, not %s" % (argument, type(value).__name__)
             )
-        return value.strip() or None
+        if value.strip():
+            return value.strip()
     for name in names:
         found = env.get(name, "").strip()
         if found:
@@ -210,11 +211,11 @@ def _endpoint(explicit, region_name, env):
         url, source = _pick(None, None, env, ENDPOINT_URL), ENDPOINT_URL
     if not url:
         return sts_endpoint(region_name, env)
-    match = re.match(r"^(https?)://([^/?#\s]+)(/[^?#\s]*)?$", url)
-    if not match:
+    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", url, re.IGNORECASE):
         raise ConfigError(
-            "STS endpoint URL %r (%s) is malformed: expected http(s)://host[:port]"
-            % (url, source)
+            "STS endpoint URL %r (here from %s; set by sts_endpoint_url, %s or %s) "
+            "is malformed: expected http(s)://host[:port]"
+            % (url, source, ENDPOINT_URL_STS, ENDPOINT_URL)
         )
     return url.rstrip("/")
 

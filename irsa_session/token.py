@@ -45,9 +45,17 @@ def read(path, _open=open):
     try:
         token = data.decode("utf-8").strip()
     except UnicodeDecodeError as err:
+        bad_byte = err.start
+    else:
+        bad_byte = None
+    if bad_byte is not None:
+        # Raised outside the handler: a UnicodeDecodeError carries the whole
+        # file in its args, so it must not ride along as __context__.
         raise TokenFileError(
-            "%s is not UTF-8 text, so it is not a service-account token" % where, path
-        ) from err
+            "%s is not UTF-8 text (byte %d), so it is not a service-account token"
+            % (where, bad_byte),
+            path,
+        )
     if not token:
         raise TokenFileError(
             "%s is empty: the kubelet has not written the token yet" % where, path

@@ -1,0 +1,213 @@
+"""The test matrix: ``./dev test`` runs every tests-* session, ``./dev demo`` the demo.
+
+Each row gets its own venv (made with the row's Python ``-m venv``: virtualenv
+can no longer seed 3.7 venvs).  moto cannot share a venv with botocore 1.8.50,
+so every row runs moto's server from one shared modern venv, ``.nox/_moto``,
+named to the tests by ``IRSA_TEST_MOTO_SERVER``.
+"""
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import nox
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+LEGACY = ["boto3==1.4.8", "botocore==1.8.50"]
+MIDDLE = ["boto3==1.26.76", "botocore==1.29.76"]
+TEST_ROWS = [
+    "tests-legacy-3.7",
+    "tests-legacy-3.8",
+    "tests-middle",
+    "tests-newest-3.11",
+    "tests-newest-3.13",
+    "tests-vendored",
+]
+
+nox.options.sessions = TEST_ROWS
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+nox.options.download_python = "never"
+os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+
+
+def _pyenv_root():
+    """Return pyenv's root: `pyenv root`, else $PYENV_ROOT, else ~/.pyenv."""
+    try:
+        out = subprocess.run(
+            ["pyenv", "root"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            universal_newlines=True, check=True,
+        ).stdout.strip()
+        if out:
+            return out
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+
+
+def _put_pyenv_pythons_on_path():
+    """Prepend every pyenv CPython's bin dir to PATH, newest first, so python3.X resolves."""
+    found = []
+    for bin_dir in glob.glob(os.path.join(_pyenv_root(), "versions", "*", "bin")):
+        match = re.match(r"^(\d+)\.(\d+)\.(\d+)$", os.path.basename(os.path.dirname(bin_dir)))
+        if match and os.path.exists(os.path.join(bin_dir, "python%s.%s" % match.groups()[:2])):
+            found.append((tuple(int(part) for part in match.groups()), bin_dir))
+    dirs = [bin_dir for _, bin_dir in sorted(found, reverse=True)]
+    os.environ["PATH"] = os.pathsep.join(dirs + [os.environ.get("PATH", "")])
+
+
+_put_pyenv_pythons_on_path()
+
+
+# -- shared moto server venv -------------------------------------------------
+
+_MOTO_VENV = os.path.join(ROOT, ".nox", "_moto")
+_moto_ready = []
+
+
+def _moto_server(session):
+    """Return the shared venv's moto_server, building the venv once if needed."""
+    executable = os.path.join(_MOTO_VENV, "bin", "moto_server")
+    python = os.path.join(_MOTO_VENV, "bin", "python")
+    if _moto_ready:
+        return executable
+
+    def works():
+        if not os.path.exists(executable):
+            return False
+        check = subprocess.run(
+            [python, "-c", "import moto.server, flask"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        return check.returncode == 0
+
+    if not works():
+        session.log("Building the shared moto server venv in %s" % _MOTO_VENV)
+        shutil.rmtree(_MOTO_VENV, ignore_errors=True)
+        session.run(sys.executable, "-m", "venv", _MOTO_VENV, external=True)
+        session.run(python, "-m", "pip", "install", "-q", "moto[server]", external=True)
+        if not works():
+            session.error("moto server venv in %s does not work" % _MOTO_VENV)
+    _moto_ready.append(True)
+    return executable
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _install(session, *deps):
+    """Install deps, then the package itself (not editable)."""
+    session.install(*deps)
+    # setuptools keeps build/lib between builds; a module deleted from the tree
+    # would live on there and be installed again, so start from nothing.
+    shutil.rmtree(os.path.join(ROOT, "build"), ignore_errors=True)
+    session.install(".")
+
+
+def _check_version(session, module, expected=None):
+    """Log `module`'s version; fail the row unless it is `expected` (when given)."""
+    out = session.run(
+        "python", "-c", "import %s; print(%s.__version__)" % (module, module), silent=True
+    )
+    version = out.strip().splitlines()[-1]
+    session.log("%s %s" % (module, version))
+    if expected and version != expected:
+        session.error("%s is %s, this row needs %s" % (module, version, expected))
+
+
+def _pytest(session, **extra_env):
+    """Run the `pytest` executable at the repo root with the row's env."""
+    env = {
+        "IRSA_TEST_MOTO_SERVER": _moto_server(session),
+        "IRSA_TEST_ROW": session.name,
+    }
+    env.update(extra_env)
+    # A path in posargs (e.g. `-- tests/test_servers.py`) replaces the default "tests".
+    targets = ["tests"]
+    for arg in session.posargs:
+        if not arg.startswith("-") and os.path.exists(os.path.join(ROOT, arg.split("::")[0])):
+            targets = []
+    session.chdir(ROOT)
+    session.run("pytest", *targets, "-p", "no:cacheprovider", "-ra", *session.posargs, env=env)
+
+
+# -- test rows ---------------------------------------------------------------
+
+
+def _legacy(session):
+    """boto3 1.4.8 with cachetools, package installed from the tree."""
+    _install(session, *LEGACY, "cachetools", "pytest")
+    _check_version(session, "boto3", "1.4.8")
+    _check_version(session, "botocore", "1.8.50")
+    _pytest(session)
+
+
+@nox.session(name="tests-legacy-3.7", python="3.7", venv_backend="venv")
+def tests_legacy_37(session):
+    """Python 3.7, boto3 1.4.8."""
+    _legacy(session)
+
+
+@nox.session(name="tests-legacy-3.8", python="3.8", venv_backend="venv")
+def tests_legacy_38(session):
+    """Python 3.8, boto3 1.4.8."""
+    _legacy(session)
+
+
+@nox.session(name="tests-middle", python="3.10", venv_backend="venv")
+def tests_middle(session):
+    """Python 3.10, boto3 1.26.76."""
+    _install(session, *MIDDLE, "cachetools", "pytest")
+    _check_version(session, "boto3", "1.26.76")
+    _pytest(session)
+
+
+def _newest(session):
+    """Newest boto3."""
+    _install(session, "-U", "boto3", "cachetools", "pytest")
+    _check_version(session, "boto3")
+    _pytest(session)
+
+
+@nox.session(name="tests-newest-3.11", python="3.11", venv_backend="venv")
+def tests_newest_311(session):
+    """Python 3.11, newest boto3."""
+    _newest(session)
+
+
+@nox.session(name="tests-newest-3.13", python="3.13", venv_backend="venv")
+def tests_newest_313(session):
+    """Python 3.13, newest boto3."""
+    _newest(session)
+
+
+@nox.session(name="tests-vendored", python="3.7", venv_backend="venv")
+def tests_vendored(session):
+    """Python 3.7, boto3 1.4.8, no cachetools, package copied in as a vendored folder."""
+    session.install(*LEGACY, "pytest")
+    # -I: neither the cwd (the repo root) nor PYTHONPATH may make these importable.
+    session.run("python", "-I", "-c", "import cachetools", success_codes=[1], silent=True)
+    session.run("python", "-I", "-c", "import irsa_session", success_codes=[1], silent=True)
+    _check_version(session, "boto3", "1.4.8")
+    vendor = os.path.join(session.create_tmp(), "vendor")
+    shutil.rmtree(vendor, ignore_errors=True)
+    shutil.copytree(
+        os.path.join(ROOT, "irsa_session"),
+        os.path.join(vendor, "irsa_session"),
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    _pytest(session, PYTHONPATH=vendor, IRSA_TEST_VENDORED=vendor)
+
+
+# -- demo --------------------------------------------------------------------
+
+
+@nox.session(python="3.11", venv_backend="venv")
+def demo(session):
+    """Run examples/demo.py against a local moto server."""
+    _install(session, "-U", "boto3", "moto[server]")
+    session.chdir(ROOT)
+    session.run("python", "examples/demo.py")

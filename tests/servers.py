@@ -1,0 +1,631 @@
+"""Local servers for the tests: a real moto server and a misbehaving fake STS.
+
+Standard library only, and runs on Python 3.7, so every row of the test
+matrix (even the one with boto3 1.4.8 and no moto installed) can use it.
+"""
+
+__all__ = ["free_port", "MotoServer", "FakeSTS", "DEFAULT_STATUS"]
+
+import base64
+import collections
+import hashlib
+import http.server
+import importlib.util
+import json
+import os
+import random
+import shutil
+import socket
+import socketserver
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from xml.sax.saxutils import escape
+
+STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+
+#: HTTP status that real STS gives for each error code (400 when not listed).
+DEFAULT_STATUS = {
+    "Throttling": 400,
+    "IDPCommunicationError": 400,
+    "IDPRejectedClaim": 403,
+    "InvalidIdentityToken": 400,
+    "ExpiredTokenException": 400,
+    "ValidationError": 400,
+    "MalformedPolicyDocument": 400,
+    "PackedPolicyTooLarge": 400,
+    "InvalidAction": 400,
+    "AccessDenied": 403,
+    "InvalidClientTokenId": 403,
+    "RegionDisabledException": 403,
+    "InternalFailure": 500,
+    "ServiceUnavailable": 503,
+}
+
+_DEFAULT_MESSAGES = {
+    "Throttling": "Rate exceeded",
+    "IDPCommunicationError": "Couldn't retrieve verification key from your identity provider",
+    "IDPRejectedClaim": "Identity provider rejected the claim",
+    "InvalidIdentityToken": "Incorrect token audience",
+    "ExpiredTokenException": "Token expired: current date/time must be before the expiration date/time",
+    "AccessDenied": "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+    "InvalidClientTokenId": "The security token included in the request is invalid.",
+    "InternalFailure": "An internal error has occurred",
+    "ServiceUnavailable": "Service is unavailable, please try again later",
+}
+
+# Never send loopback test traffic through a proxy from the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_RANDOM = random.SystemRandom()
+_UPPER_ALNUM = string.ascii_uppercase + string.digits
+
+
+def free_port():
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _http(method, url, data=None, timeout=2.0):
+    """Send one request without proxies; return (status, body), HTTP errors included."""
+    request = urllib.request.Request(url, data=data, method=method)
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+# --------------------------------------------------------------------------
+# moto
+
+
+class MotoServer(object):
+    """A moto server in a child process, on 127.0.0.1 and a free port."""
+
+    START_TIMEOUT = 30.0
+
+    def __init__(self, executable=None):
+        """Find the moto server command; raise RuntimeError if there is none."""
+        self.command = self._find_command(executable)
+        self.port = None
+        self.process = None
+        self.log_path = None
+        self._log = None
+
+    @staticmethod
+    def _find_command(executable):
+        """Return the command list that runs moto's server."""
+        if executable:
+            return [executable] if isinstance(executable, str) else list(executable)
+        from_env = os.environ.get("IRSA_TEST_MOTO_SERVER")
+        if from_env:
+            if not (os.path.isfile(from_env) and os.access(from_env, os.X_OK)):
+                raise RuntimeError(
+                    "IRSA_TEST_MOTO_SERVER=%r is not an executable file" % from_env
+                )
+            return [from_env]
+        found = shutil.which("moto_server")
+        if found:
+            return [found]
+        if importlib.util.find_spec("moto") is not None:
+            return [sys.executable, "-m", "moto.server"]
+        raise RuntimeError(
+            "no moto server found: run the tests through nox (./dev test), or set "
+            "IRSA_TEST_MOTO_SERVER to a moto_server executable (pip install "
+            "'moto[server]' in any Python >= 3.9 venv), or put moto_server on PATH"
+        )
+
+    @property
+    def url(self):
+        """Base URL of the running server, e.g. http://127.0.0.1:5000."""
+        if self.port is None:
+            raise RuntimeError("MotoServer is not started")
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        """Start the server and wait until it answers HTTP; return self."""
+        if self.process is not None:
+            raise RuntimeError("MotoServer is already started")
+        for _ in range(3):
+            try:
+                self._start_once()
+                return self
+            except _PortTaken:
+                self.stop()
+        raise RuntimeError("moto server could not get a free port after 3 tries")
+
+    def _start_once(self):
+        """Launch once on a fresh port; raise _PortTaken on a port race."""
+        env = dict(os.environ)
+        env.update(
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION="us-east-1",
+            PYTHONUNBUFFERED="1",
+        )
+        self.port = free_port()
+        fd, self.log_path = tempfile.mkstemp(prefix="moto-server-", suffix=".log")
+        self._log = os.fdopen(fd, "wb")
+        self.process = subprocess.Popen(
+            self.command + ["-H", "127.0.0.1", "-p", str(self.port)],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                tail = self.log_tail()
+                if "Address already in use" in tail:
+                    raise _PortTaken()
+                code = self.process.returncode
+                self.stop()
+                raise RuntimeError(
+                    "moto server exited with code %s while starting:\n%s" % (code, tail)
+                )
+            try:
+                _http("GET", self.url + "/moto-api/", timeout=1.0)
+                return
+            except (OSError, socket.timeout):
+                pass
+            if time.monotonic() > deadline:
+                tail = self.log_tail()
+                self.stop()
+                raise RuntimeError(
+                    "moto server did not answer within %.0f s:\n%s"
+                    % (self.START_TIMEOUT, tail)
+                )
+            time.sleep(0.1)
+
+    def log_tail(self, lines=40):
+        """Return the last lines of the server's log."""
+        if not self.log_path or not os.path.exists(self.log_path):
+            return ""
+        if self._log is not None:
+            self._log.flush()
+        with open(self.log_path, "rb") as handle:
+            text = handle.read().decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def reset(self):
+        """Forget every resource moto holds (POST /moto-api/reset)."""
+        status, body = _http("POST", self.url + "/moto-api/reset", data=b"", timeout=10)
+        if status >= 300:
+            raise RuntimeError("moto reset failed: HTTP %d %r" % (status, body[:200]))
+
+    def stop(self):
+        """Terminate the server (kill after 5 s) and remove its log."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.log_path and os.path.exists(self.log_path):
+            os.unlink(self.log_path)
+        self.log_path = None
+        self.port = None
+
+    def __enter__(self):
+        """Start on entering a with block."""
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        """Stop on leaving a with block."""
+        self.stop()
+
+
+class _PortTaken(Exception):
+    """The port from free_port() was taken before moto bound it."""
+
+
+# --------------------------------------------------------------------------
+# fake STS
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """Threaded HTTP server that never prints tracebacks."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        """Stay quiet when a client goes away mid-answer."""
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Hands every request to the FakeSTS that owns the server."""
+
+    server_version = "FakeSTS/1.0"
+    sys_version = ""
+
+    def do_POST(self):
+        """Answer a query-protocol POST."""
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.sts._handle(self, body.decode("utf-8", "replace"))
+
+    def do_GET(self):
+        """Answer a query-protocol GET (parameters in the query string)."""
+        self.server.sts._handle(self, "")
+
+    def log_message(self, format, *args):
+        """Log nothing."""
+
+
+class FakeSTS(object):
+    """A fake STS (AssumeRoleWithWebIdentity, GetCallerIdentity) that misbehaves on demand.
+
+    Every control applies to every call, whatever its Action, in this order:
+    ``delay``, then the queue filled by ``fail_next``/``drop_next``/
+    ``malformed_next`` (first in, first out), then ``always_fail``, then
+    ``rate_limit``, then a normal answer.
+    """
+
+    _MODES = ("delay", "rate_limit", "always_fail", "duration", "honor_duration")
+
+    def __init__(
+        self,
+        duration=3600,
+        honor_duration=True,
+        account="123456789012",
+        provider="arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/FAKE",
+        subject="system:serviceaccount:default:test",
+    ):
+        """Configure the answers; call start() to listen."""
+        self.duration = duration
+        self.honor_duration = honor_duration
+        self.account = account
+        self.provider = provider
+        self.subject = subject
+        self.delay = 0.0
+        self.rate_limit = None
+        self.always_fail = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._queue = collections.deque()
+        self._window = collections.deque()
+        self._calls = []
+        self._issued = []
+        self._server = None
+        self._thread = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self):
+        """Listen on 127.0.0.1 and a free port in a background thread; return self."""
+        if self._server is not None:
+            raise RuntimeError("FakeSTS is already started")
+        self._stopping.clear()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.sts = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="FakeSTS", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self):
+        """Stop listening; calls still waiting on ``delay`` are abandoned."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        self._thread.join(5)
+        self._thread = None
+
+    def __enter__(self):
+        """Start on entering a with block."""
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        """Stop on leaving a with block."""
+        self.stop()
+
+    @property
+    def url(self):
+        """Endpoint URL, e.g. http://127.0.0.1:54321."""
+        if self._server is None:
+            raise RuntimeError("FakeSTS is not started")
+        return "http://127.0.0.1:%d" % self._server.server_address[1]
+
+    # -- control -----------------------------------------------------------
+
+    def fail_next(self, n=1, code="Throttling", status=None, message=None):
+        """Answer the next n calls with an error (status defaults by code)."""
+        self._enqueue(n, ("fail", code, status, message))
+
+    def drop_next(self, n=1):
+        """Close the connection without any answer on the next n calls."""
+        self._enqueue(n, ("drop",))
+
+    def malformed_next(self, n=1):
+        """Answer the next n calls with HTTP 200 and broken XML."""
+        self._enqueue(n, ("malformed",))
+
+    def set_mode(self, **modes):
+        """Set any of delay, rate_limit, always_fail, duration, honor_duration."""
+        unknown = set(modes) - set(self._MODES)
+        if unknown:
+            raise TypeError("unknown FakeSTS modes: %s" % ", ".join(sorted(unknown)))
+        with self._lock:
+            for name, value in modes.items():
+                setattr(self, name, value)
+
+    def reset(self):
+        """Back to good behaviour, and forget calls and issued credentials."""
+        with self._lock:
+            self.delay = 0.0
+            self.rate_limit = None
+            self.always_fail = None
+            self._queue.clear()
+            self._window.clear()
+            del self._calls[:]
+            del self._issued[:]
+
+    def _enqueue(self, n, action):
+        """Queue one behaviour for the next n calls."""
+        with self._lock:
+            self._queue.extend([action] * int(n))
+
+    # -- records -----------------------------------------------------------
+
+    @property
+    def calls(self):
+        """Snapshot list of every call: time, action, headers, params, token, answered."""
+        with self._lock:
+            return list(self._calls)
+
+    @property
+    def call_count(self):
+        """Number of calls received so far."""
+        with self._lock:
+            return len(self._calls)
+
+    @property
+    def issued(self):
+        """Snapshot list of credentials handed out: access_key, secret_key, session_token, expiration."""
+        with self._lock:
+            return list(self._issued)
+
+    # -- request handling --------------------------------------------------
+
+    def _handle(self, handler, body):
+        """Decide what to do with one request and do it."""
+        query = urllib.parse.urlsplit(handler.path).query
+        params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        params.update(urllib.parse.parse_qsl(body, keep_blank_values=True))
+        call = {
+            "time": time.time(),
+            "action": params.get("Action"),
+            "headers": dict(handler.headers.items()),
+            "params": params,
+            "token": params.get("WebIdentityToken"),
+            "answered": None,
+        }
+        with self._lock:
+            self._calls.append(call)
+            delay = self.delay
+        if delay and self._stopping.wait(delay):
+            call["answered"] = "drop"
+            handler.close_connection = True
+            return
+        with self._lock:
+            behaviour = self._queue.popleft() if self._queue else None
+            if behaviour is None and self.always_fail:
+                fail = self.always_fail
+                if isinstance(fail, str):
+                    fail = (fail, None)
+                behaviour = ("fail", fail[0], fail[1], None)
+            if behaviour is None and self.rate_limit is not None:
+                now = time.monotonic()
+                while self._window and now - self._window[0] >= 1.0:
+                    self._window.popleft()
+                if len(self._window) >= self.rate_limit:
+                    behaviour = ("fail", "Throttling", 400, None)
+                else:
+                    self._window.append(now)
+        if behaviour is None:
+            behaviour = self._answer(params, call["headers"])
+        kind = behaviour[0]
+        if kind == "drop":
+            call["answered"] = "drop"
+            handler.close_connection = True
+            self._hard_close(handler)
+        elif kind == "malformed":
+            call["answered"] = "malformed"
+            self._send(handler, 200, _malformed_xml())
+        elif kind == "fail":
+            code, status, message = behaviour[1:]
+            status = status or DEFAULT_STATUS.get(code, 400)
+            call["answered"] = code
+            self._send(handler, status, _error_xml(code, status, message))
+        else:
+            call["answered"] = "ok"
+            self._send(handler, 200, behaviour[1])
+
+    @staticmethod
+    def _hard_close(handler):
+        """Drop the TCP connection so the client sees no answer at all."""
+        try:
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    @staticmethod
+    def _send(handler, status, xml):
+        """Write one XML answer."""
+        payload = xml.encode("utf-8")
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "text/xml")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except OSError:
+            pass  # the client gave up (timeout); nothing to tell it
+
+    def _answer(self, params, headers):
+        """Return ("ok", xml) or ("fail", code, status, message) for a good-weather call."""
+        action = params.get("Action")
+        if action == "AssumeRoleWithWebIdentity":
+            return self._assume(params)
+        if action == "GetCallerIdentity":
+            return self._caller_identity(headers)
+        return ("fail", "InvalidAction", 400, "Could not find operation %s" % action)
+
+    def _assume(self, params):
+        """Issue fresh credentials for AssumeRoleWithWebIdentity."""
+        for name in ("RoleArn", "RoleSessionName", "WebIdentityToken"):
+            if not params.get(name):
+                return ("fail", "ValidationError", 400,
+                        "1 validation error detected: Value null at '%s%s' failed to "
+                        "satisfy constraint: Member must not be null"
+                        % (name[0].lower(), name[1:]))
+        duration = self.duration
+        if self.honor_duration and params.get("DurationSeconds"):
+            try:
+                duration = int(params["DurationSeconds"])
+            except ValueError:
+                return ("fail", "ValidationError", 400, "DurationSeconds is not an integer")
+        role_arn = params["RoleArn"]
+        session_name = params["RoleSessionName"]
+        arn_parts = role_arn.split(":", 5)
+        account = arn_parts[4] if len(arn_parts) == 6 and arn_parts[4] else self.account
+        role_name = role_arn.rsplit("/", 1)[-1]
+        role_id = "AROA" + hashlib.sha1(role_arn.encode()).hexdigest()[:17].upper()
+        claims = _jwt_claims(params["WebIdentityToken"])
+        audience = claims.get("aud", "sts.amazonaws.com")
+        if isinstance(audience, list):
+            audience = audience[0] if audience else "sts.amazonaws.com"
+        creds = {
+            "access_key": "ASIA" + "".join(_RANDOM.choice(_UPPER_ALNUM) for _ in range(16)),
+            "secret_key": _secret_key(),
+            "session_token": "FwoGZXIvYXdzE" + base64.b64encode(os.urandom(228)).decode(),
+            "expiration": int(time.time() + duration),
+            "arn": "arn:aws:sts::%s:assumed-role/%s/%s" % (account, role_name, session_name),
+            "assumed_role_id": "%s:%s" % (role_id, session_name),
+            "account": account,
+        }
+        with self._lock:
+            self._issued.append(creds)
+        policy = ""
+        if params.get("Policy") or any(k.startswith("PolicyArns.member.") for k in params):
+            policy = "<PackedPolicySize>6</PackedPolicySize>"
+        xml = (
+            '<AssumeRoleWithWebIdentityResponse xmlns="%s">'
+            "<AssumeRoleWithWebIdentityResult>"
+            "<SubjectFromWebIdentityToken>%s</SubjectFromWebIdentityToken>"
+            "<Audience>%s</Audience>"
+            "<AssumedRoleUser><Arn>%s</Arn><AssumedRoleId>%s</AssumedRoleId></AssumedRoleUser>"
+            "<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey>"
+            "<SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>"
+            "%s<Provider>%s</Provider>"
+            "</AssumeRoleWithWebIdentityResult>"
+            "<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata>"
+            "</AssumeRoleWithWebIdentityResponse>"
+        ) % (
+            STS_NS,
+            escape(str(claims.get("sub", self.subject))),
+            escape(str(audience)),
+            escape(creds["arn"]),
+            escape(creds["assumed_role_id"]),
+            creds["access_key"],
+            escape(creds["secret_key"]),
+            escape(creds["session_token"]),
+            _iso8601(creds["expiration"]),
+            policy,
+            escape(self.provider),
+            uuid.uuid4(),
+        )
+        return ("ok", xml)
+
+    def _caller_identity(self, headers):
+        """Answer GetCallerIdentity for the credentials that signed the call."""
+        with self._lock:
+            issued = list(self._issued)
+        if not issued:
+            return ("fail", "InvalidClientTokenId", 403, None)
+        creds = issued[-1]
+        # SigV4: "Authorization: AWS4-HMAC-SHA256 Credential=ASIA.../date/...".
+        auth = "".join(v for k, v in headers.items() if k.lower() == "authorization")
+        for candidate in issued:
+            if "Credential=%s/" % candidate["access_key"] in auth:
+                creds = candidate
+        xml = (
+            '<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult>'
+            "<Arn>%s</Arn><UserId>%s</UserId><Account>%s</Account>"
+            "</GetCallerIdentityResult>"
+            "<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata>"
+            "</GetCallerIdentityResponse>"
+        ) % (STS_NS, escape(creds["arn"]), escape(creds["assumed_role_id"]),
+             escape(creds["account"]), uuid.uuid4())
+        return ("ok", xml)
+
+
+def _secret_key():
+    """Return a 40-character secret key that contains both '/' and '+'."""
+    alphabet = string.ascii_letters + string.digits + "/+"
+    chars = [_RANDOM.choice(alphabet) for _ in range(38)]
+    for special in "/+":
+        chars.insert(_RANDOM.randrange(len(chars) + 1), special)
+    return "".join(chars)
+
+
+def _iso8601(epoch):
+    """Format epoch seconds as 2026-11-22T23:00:00Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _jwt_claims(token):
+    """Return the claims of a JWT, or {} if the token is not one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        payload = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode()).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _error_xml(code, status, message):
+    """Return an STS ErrorResponse document."""
+    return (
+        '<ErrorResponse xmlns="%s"><Error><Type>%s</Type><Code>%s</Code>'
+        "<Message>%s</Message></Error><RequestId>%s</RequestId></ErrorResponse>"
+    ) % (
+        STS_NS,
+        "Receiver" if status >= 500 else "Sender",
+        escape(code),
+        escape(message or _DEFAULT_MESSAGES.get(code, code)),
+        uuid.uuid4(),
+    )
+
+
+def _malformed_xml():
+    """Return a 200 body that starts like a good answer and breaks off."""
+    return (
+        '<AssumeRoleWithWebIdentityResponse xmlns="%s"><AssumeRoleWithWebIdentityResult>'
+        "<Credentials><AccessKeyId>ASIA" % STS_NS
+    )
