@@ -61,12 +61,16 @@ class Credentials(_compat.RefreshableCredentials):
     one thread refreshes while the others keep the current credentials; if it
     fails they keep being served, and the next try waits a cooldown.  In the
     mandatory window callers wait for one shared refresh and get its error if it
-    fails.  ``clock`` returns seconds since the epoch.
+    fails.  ``advisory_fetch`` (default ``fetch``) is used in the advisory window,
+    where a quicker, single try suits.  ``clock`` returns seconds since the epoch.
     """
 
-    def __init__(self, fetch, clock=_wall_clock, method="irsa-session", settings=None):
+    def __init__(
+        self, fetch, clock=_wall_clock, method="irsa-session", settings=None, advisory_fetch=None
+    ):
         # botocore's own attributes, so its inherited methods keep working.
         self._refresh_using = fetch
+        self._advisory_fetch = advisory_fetch or fetch
         self._time_fetcher = lambda: datetime.datetime.fromtimestamp(clock(), _UTC)
         self._refresh_lock = threading.Lock()
         self._access_key = self._secret_key = self._token = None
@@ -170,7 +174,7 @@ class Credentials(_compat.RefreshableCredentials):
 
     def _attempt(self, mandatory):
         try:
-            issued = self._refresh_using()
+            issued = (self._refresh_using if mandatory else self._advisory_fetch)()
         except Exception as err:
             self._last_error = err
             self._flights += 1

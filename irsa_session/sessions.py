@@ -1,5 +1,6 @@
 """The public factories, the session class, and the process-wide registry."""
 
+import functools
 import logging
 import threading
 
@@ -112,7 +113,12 @@ def _credentials_for(settings):
     with _registry.lock:
         found = _registry.credentials.get(settings)
         if found is None:
-            found = Credentials(Exchange(settings), settings=settings)
+            exchange = Exchange(settings)
+            # Valid credentials are still in hand in the advisory window: one
+            # try there, and the cooldown spaces the next; no retry sleeps.
+            found = Credentials(
+                exchange, settings=settings, advisory_fetch=functools.partial(exchange, attempts=1)
+            )
             _registry.credentials[settings] = found
         return found
 

@@ -96,27 +96,30 @@ class Exchange(object):
         """Forget the STS client (after a fork its connections belong to the parent)."""
         self._client = None
 
-    def __call__(self):
+    def __call__(self, attempts=None):
+        """Exchange the token; ``attempts`` caps the tries below the retry policy's."""
+        limit = min(attempts or self._retry.attempts, self._retry.attempts)
         started = self._monotonic()
         attempt = 0
         retried_expired = False
         while True:
             attempt += 1
+            client = self._connect()  # first, so the token read is as fresh as it can be
             web_token = self._read_token(self.settings.token_file)
             _redact.remember(web_token)
             try:
-                return self._call(web_token)
+                return self._call(client, web_token)
             except Exception as err:  # sorted below; nothing unknown is retried
                 kind = _classify(err)
                 if kind == "expired" and not retried_expired:
                     retried_expired = True  # the kubelet may have rotated it since
                     continue
-                if kind != "retry" or attempt >= self._retry.attempts:
+                if kind != "retry" or attempt >= limit:
                     elapsed = self._monotonic() - started
                     raise self._failure(err, web_token, attempt, elapsed) from err
                 self._sleep(self._retry.delay(attempt, self._rand))
 
-    def _call(self, web_token):
+    def _connect(self):
         if self._client is None:
             client = self._client_factory(self.settings)
             self._extra = (
@@ -125,6 +128,9 @@ class Exchange(object):
                 else {}
             )
             self._client = client
+        return self._client
+
+    def _call(self, client, web_token):
         params = dict(
             RoleArn=self.settings.role_arn,
             RoleSessionName=self.settings.session_name,
@@ -136,7 +142,7 @@ class Exchange(object):
         if self.settings.policy is not None:
             params["Policy"] = self.settings.policy
         self.calls += 1
-        answer = self._client.assume_role_with_web_identity(**params)["Credentials"]
+        answer = client.assume_role_with_web_identity(**params)["Credentials"]
         _redact.remember(answer["SecretAccessKey"], answer["SessionToken"])
         return Issued(
             access_key=answer["AccessKeyId"],

@@ -9,6 +9,8 @@ from .errors import TokenFileError
 
 __all__ = ["read", "claims"]
 
+_LOOKS = 3  # reads of a path that seems to be missing, before saying so
+
 
 def read(path, _open=open):
     """Return the token in ``path``, stripped; raise TokenFileError naming the fix.
@@ -18,8 +20,7 @@ def read(path, _open=open):
     """
     where = "web identity token file %r (token_file or %s)" % (path, TOKEN_FILE)
     try:
-        with _open(path, "rb") as handle:
-            data = handle.read()
+        data = _read_bytes(path, _open)
     except FileNotFoundError as err:
         raise TokenFileError(
             "%s does not exist: check that the pod's service account has the "
@@ -61,6 +62,20 @@ def read(path, _open=open):
             "%s is empty: the kubelet has not written the token yet" % where, path
         )
     return token
+
+
+def _read_bytes(path, _open):
+    # The kubelet swaps the ..data symlink, then deletes the old directory: a
+    # read that resolved the old link just before can miss the file.  The new
+    # one is already in place, so look again before calling it missing.
+    for _ in range(_LOOKS - 1):
+        try:
+            with _open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            continue
+    with _open(path, "rb") as handle:
+        return handle.read()
 
 
 def claims(token):
