@@ -139,7 +139,7 @@ def _pytest(session, **extra_env):
 
 def _legacy(session):
     """boto3 1.4.8 with cachetools, package installed from the tree."""
-    _install(session, *LEGACY, "cachetools", "pytest")
+    _install(session, *LEGACY, "cachetools", "pytest", "hypothesis")
     _check_version(session, "boto3", "1.4.8")
     _check_version(session, "botocore", "1.8.50")
     _pytest(session)
@@ -160,14 +160,14 @@ def tests_legacy_38(session):
 @nox.session(name="tests-middle", python="3.10", venv_backend="venv")
 def tests_middle(session):
     """Python 3.10, boto3 1.26.76."""
-    _install(session, *MIDDLE, "cachetools", "pytest")
+    _install(session, *MIDDLE, "cachetools", "pytest", "hypothesis")
     _check_version(session, "boto3", "1.26.76")
     _pytest(session)
 
 
 def _newest(session):
     """Newest boto3."""
-    _install(session, "-U", "boto3", "cachetools", "pytest")
+    _install(session, "-U", "boto3", "cachetools", "pytest", "hypothesis")
     _check_version(session, "boto3")
     _pytest(session)
 
@@ -200,6 +200,26 @@ def tests_vendored(session):
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
     _pytest(session, PYTHONPATH=vendor, IRSA_TEST_VENDORED=vendor)
+
+
+# -- figures -----------------------------------------------------------------
+
+
+@nox.session(name="reliability-newest", python="3.11", venv_backend="venv")
+def reliability_newest(session):
+    """Print the reliability figures on the newest boto3."""
+    _install(session, "-U", "boto3", "cachetools")
+    session.chdir(ROOT)
+    session.run("python", "tools/reliability.py")
+
+
+@nox.session(name="reliability-legacy", python="3.7", venv_backend="venv")
+def reliability_legacy(session):
+    """Print the reliability figures on boto3 1.4.8 / botocore 1.8.50."""
+    _install(session, *LEGACY, "cachetools")
+    _check_version(session, "botocore", "1.8.50")
+    session.chdir(ROOT)
+    session.run("python", "tools/reliability.py")
 
 
 # -- demo --------------------------------------------------------------------

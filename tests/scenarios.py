@@ -132,7 +132,7 @@ def advisory_outage(fake, folder):
     except RefreshError as err:
         error = err
     mandatory_calls = fake.call_count - before
-    fake.reset()
+    fake.set_mode(always_fail=None)
     return {
         "advisory_seconds": ADVISORY - MANDATORY,
         "served": served,
@@ -179,7 +179,7 @@ def burst(fake, folder, threads=100, processes=16, rate=5):
     )
     calls = fake.call_count
     throttled = sum(1 for call in fake.calls if call["answered"] == "Throttling")
-    fake.reset()
+    fake.set_mode(rate_limit=None)
     return {
         "threads": threads,
         "processes": processes,
@@ -263,7 +263,6 @@ def rotation(fake, folder, threads=32, seconds=2.0, every=0.003):
     )
     incomplete = sum(1 for call in fake.calls if call["token"] not in written)
     calls = fake.call_count
-    fake.reset()
     return {
         "rotations": serial[0],
         "sts_calls": calls,
@@ -285,7 +284,7 @@ def stale_token(fake, folder):
     except RefreshError as err:
         error = err
     calls = fake.call_count
-    fake.reset()
+    fake.set_mode(always_fail=None)
     return {"sts_calls": calls, "error": error}
 
 
@@ -411,7 +410,7 @@ def fork_during_refresh(fake, folder):
     os.close(read_end)
     flight.join(20)
     parent_key = creds.get_frozen_credentials().access_key
-    fake.reset()
+    fake.set_mode(delay=0.0)
     return {"child_key": child_key, "parent_key": parent_key, "child_seconds": child_seconds}
 
 
