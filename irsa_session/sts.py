@@ -82,6 +82,7 @@ class Exchange(object):
     ):
         self.settings = settings
         self.calls = 0
+        self.last_date = None
         self._client_factory = client_factory
         self._read_token = read_token
         self._retry = retry
@@ -142,8 +143,11 @@ class Exchange(object):
         if self.settings.policy is not None:
             params["Policy"] = self.settings.policy
         self.calls += 1
-        answer = client.assume_role_with_web_identity(**params)["Credentials"]
+        response = client.assume_role_with_web_identity(**params)
+        answer = response["Credentials"]
         _redact.remember(answer["SecretAccessKey"], answer["SessionToken"])
+        # STS's clock, for callers that check this machine's against it.
+        self.last_date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
         return Issued(
             access_key=answer["AccessKeyId"],
             secret_key=answer["SecretAccessKey"],
