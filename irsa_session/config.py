@@ -18,6 +18,7 @@ __all__ = [
     "ENDPOINT_URL_STS",
     "ENDPOINT_URL",
     "STS_REGIONAL_ENDPOINTS",
+    "CACHE_DIR",
     "Settings",
     "resolve",
     "missing",
@@ -40,11 +41,14 @@ ENDPOINT_URL_STS = "AWS_ENDPOINT_URL_STS"
 ENDPOINT_URL = "AWS_ENDPOINT_URL"
 #: ``regional`` (the default here) or ``legacy`` (the global endpoint).
 STS_REGIONAL_ENDPOINTS = "AWS_STS_REGIONAL_ENDPOINTS"
+#: Directory of the opt-in node-wide credential cache (irsa_session's own).
+CACHE_DIR = "IRSA_SESSION_CACHE_DIR"
 
 Settings = namedtuple(
     "Settings",
     "role_arn token_file session_name region_name duration_seconds "
-    "sts_endpoint_url policy policy_arns",
+    "sts_endpoint_url policy policy_arns cache_dir",
+    defaults=(None,),
 )
 Settings.__doc__ = "The effective settings of one set of credentials; secret-free."
 
@@ -85,6 +89,7 @@ def resolve(
     policy=None,
     policy_arns=None,
     environ=None,
+    cache_dir=None,
 ):
     """Return the effective :class:`Settings`; raise ConfigError if one is invalid.
 
@@ -124,6 +129,7 @@ def resolve(
         sts_endpoint_url=_endpoint(sts_endpoint_url, region_name, env),
         policy=_check_policy(policy),
         policy_arns=_check_policy_arns(policy_arns),
+        cache_dir=_check_cache_dir(_pick(cache_dir, "cache_dir", env, CACHE_DIR)),
     )
 
 
@@ -218,6 +224,18 @@ def _endpoint(explicit, region_name, env):
             % (url, source, ENDPOINT_URL_STS, ENDPOINT_URL)
         )
     return url.rstrip("/")
+
+
+def _check_cache_dir(path):
+    if path is None:
+        return None
+    path = os.path.expanduser(path)
+    if not os.path.isabs(path):
+        raise ConfigError(
+            "cache directory %r (cache_dir or %s) must be an absolute path, such as "
+            "/tmp/irsa-session-cache" % (path, CACHE_DIR)
+        )
+    return path
 
 
 def _check_policy(policy):

@@ -8,7 +8,7 @@ import time
 from . import _compat, _fork
 from .errors import RefreshError
 
-__all__ = ["Credentials", "Frozen", "ADVISORY", "MANDATORY"]
+__all__ = ["Credentials", "Frozen", "ADVISORY", "MANDATORY", "advisory_span"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,11 @@ _MANDATORY_SHARE = 6
 # Waits between failed advisory refreshes: at most a minute, at least 5 tries.
 _COOLDOWN = 60
 _TRIES_PER_WINDOW = 5
+
+
+def advisory_span(life, advisory=ADVISORY):
+    """Seconds before expiry that refresh starts, for credentials living ``life``."""
+    return min(advisory, life / _ADVISORY_SHARE)
 
 
 def _wall_clock():
@@ -196,7 +201,7 @@ class Credentials(_compat.RefreshableCredentials):
 
     def _store(self, issued):
         now = self._clock()
-        life = max(issued.expiry - now, 0.0)
+        life = max(issued.expiry - (issued.issued_at or now), 0.0)
         frozen = Frozen(issued.access_key, issued.secret_key, issued.token)
         if _compat.HAS_ACCOUNT_ID:
             frozen = frozen._replace(account_id=issued.account_id)
@@ -206,7 +211,7 @@ class Credentials(_compat.RefreshableCredentials):
         self._account_id = issued.account_id
         self._frozen_credentials = frozen
         self._spans = (
-            min(self._advisory_refresh_timeout, life / _ADVISORY_SHARE),
+            advisory_span(life, self._advisory_refresh_timeout),
             min(self._mandatory_refresh_timeout, life / _MANDATORY_SHARE),
         )
         self._set_expiry(issued.expiry)

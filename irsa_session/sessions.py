@@ -8,7 +8,7 @@ import boto3
 import boto3.session
 import botocore.session
 
-from . import _compat, _fork, _redact, config
+from . import _compat, _fork, _redact, cache, config
 from .credentials import Credentials
 from .errors import ConfigError
 from .sts import Exchange
@@ -113,11 +113,13 @@ def _credentials_for(settings):
     with _registry.lock:
         found = _registry.credentials.get(settings)
         if found is None:
-            exchange = Exchange(settings)
+            fetch = Exchange(settings)
+            if settings.cache_dir is not None and cache.available():
+                fetch = cache.NodeCache(fetch, settings.cache_dir)
             # Valid credentials are still in hand in the advisory window: one
             # try there, and the cooldown spaces the next; no retry sleeps.
             found = Credentials(
-                exchange, settings=settings, advisory_fetch=functools.partial(exchange, attempts=1)
+                fetch, settings=settings, advisory_fetch=functools.partial(fetch, attempts=1)
             )
             _registry.credentials[settings] = found
         return found
@@ -191,7 +193,8 @@ def assumed_role_session(
     sts_endpoint_url=None,
     policy=None,
     policy_arns=None,
-    fallback=True
+    fallback=True,
+    cache_dir=None
 ):
     """Return a ``boto3.session.Session`` whose credentials come from IRSA.
 
@@ -214,13 +217,16 @@ def assumed_role_session(
         policy_arns: managed-policy ARNs (a list of strings).
         fallback: with no role ARN or token file, return a session on boto3's
             default credential chain (and log why, once) instead of raising.
+        cache_dir: default ``IRSA_SESSION_CACHE_DIR``; an absolute directory
+            where processes on one node share credentials, so one of them calls
+            STS per refresh (opt-in; see README "Node-wide cache").
 
     Raises:
         ConfigError: an invalid setting, or a missing one with ``fallback=False``.
     """
     settings = config.resolve(
         role_arn, token_file, session_name, region_name, duration_seconds,
-        sts_endpoint_url, policy, policy_arns,
+        sts_endpoint_url, policy, policy_arns, cache_dir=cache_dir,
     )
     absent = config.missing(settings)
     if absent:

@@ -13,8 +13,10 @@ from .errors import IrsaError, RefreshError
 
 __all__ = ["Issued", "RetryPolicy", "DEFAULT_RETRY", "Exchange"]
 
-Issued = namedtuple("Issued", "access_key secret_key token expiry account_id")
-Issued.__doc__ = "Credentials STS issued; ``expiry`` in seconds since the epoch."
+Issued = namedtuple(
+    "Issued", "access_key secret_key token expiry account_id issued_at", defaults=(None,)
+)
+Issued.__doc__ = "Credentials STS issued; times in seconds since the epoch."
 Issued.__repr__ = lambda self: "Issued(access_key=%r, expiry=%r)" % (self.access_key, self.expiry)
 
 

@@ -128,9 +128,10 @@ def test_version_is_a_release_number():
 
 
 def test_assumed_role_session_signature():
+    # API.md's parameters in its order, then issue 4's opt-in node-wide cache.
     params = parameters(irsa_session.assumed_role_session)
-    assert params == COMMON + [("fallback", KW, True)]
-    assert params[-1][2] is True
+    assert params == COMMON + [("fallback", KW, True), ("cache_dir", KW, None)]
+    assert params[-2][2] is True
 
 
 def test_refreshable_credentials_signature():

@@ -1,0 +1,181 @@
+"""The opt-in node-wide credential cache: one process per node calls STS.
+
+Processes that share a cache directory take a file lock before exchanging, and
+look in the cache again once they hold it; whoever gets the lock first calls
+STS and writes its result atomically, the others read it.  Entries are JSON files
+of mode 0600 in a directory of mode 0700 owned by this user, keyed by a hash of
+the role, the token's ``sub`` and ``aud`` and the session settings (never the
+token itself).  An expired, foreign-owned, loosely permitted or unreadable entry
+is ignored and replaced, never trusted.
+"""
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import stat
+import tempfile
+import time
+
+try:
+    import fcntl
+except ImportError:  # not on Windows; the cache is for Linux nodes
+    fcntl = None
+
+from . import _redact, token
+from .credentials import advisory_span
+from .sts import Issued
+
+__all__ = ["NodeCache", "available"]
+
+_FORMAT = 1
+_LOCK_WAIT = 60.0  # seconds to wait for another process's exchange before making our own
+_POLL = 0.05
+
+logger = logging.getLogger(__name__)
+
+
+def available():
+    """Whether this platform has the file locks the cache needs."""
+    return fcntl is not None
+
+
+class NodeCache(object):
+    """Wraps an exchange: ``cache(attempts=None)`` returns Issued credentials.
+
+    Fresh entries (not yet in their advisory window) are used as they are;
+    otherwise one process exchanges under the lock and shares the result.
+    """
+
+    def __init__(self, exchange, directory, clock=time.time, read_token=token.read):
+        self.exchange = exchange
+        self.directory = os.path.abspath(os.path.expanduser(directory))
+        self._clock = clock
+        self._read_token = read_token
+        self.hits = 0
+
+    def reset(self):
+        """After a fork: the exchange's STS client belongs to the parent."""
+        self.exchange.reset()
+
+    def __call__(self, attempts=None):
+        if not self._directory_ok():
+            return self.exchange(attempts)
+        path = self._entry_path()
+        found = self._load(path)
+        if found is not None:
+            return found
+        with _Lock(path + ".lock"):
+            found = self._load(path)  # another process may have refreshed meanwhile
+            if found is not None:
+                return found
+            issued = self.exchange(attempts)._replace(issued_at=self._clock())
+            self._store(path, issued)
+            return issued
+
+    def _entry_path(self):
+        claims = token.claims(self._read_token(self.exchange.settings.token_file)) or {}
+        settings = self.exchange.settings._asdict()
+        settings.pop("token_file", None)
+        settings.pop("cache_dir", None)
+        material = json.dumps(
+            [settings, claims.get("sub"), claims.get("aud"), claims.get("iss")],
+            sort_keys=True,
+            default=list,
+        )
+        return os.path.join(self.directory, hashlib.sha256(material.encode()).hexdigest() + ".json")
+
+    def _directory_ok(self):
+        """Create the directory 0700 if needed; refuse one that is not ours alone."""
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            info = os.lstat(self.directory)
+        except OSError as err:
+            logger.warning("node cache %r is unusable (%s); calling STS directly", self.directory, err)
+            return False
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            logger.warning(
+                "node cache %r must be a directory of mode 0700 owned by uid %d; "
+                "calling STS directly", self.directory, os.getuid(),
+            )
+            return False
+        return True
+
+    def _load(self, path):
+        """The entry at ``path`` if it is ours, intact and not yet due; else None."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+            if info.st_uid != os.getuid() or info.st_mode & 0o077 or not stat.S_ISREG(info.st_mode):
+                return None
+            with os.fdopen(fd, "rb") as handle:
+                fd = None
+                data = json.loads(handle.read().decode("utf-8"))
+            if data.get("format") != _FORMAT:
+                return None
+            issued = Issued(
+                access_key=data["access_key"],
+                secret_key=data["secret_key"],
+                token=data["token"],
+                expiry=float(data["expiry"]),
+                account_id=data.get("account_id"),
+                issued_at=float(data["issued_at"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        finally:
+            if fd is not None:
+                os.close(fd)
+        _redact.remember(issued.secret_key, issued.token)
+        if self._clock() >= issued.expiry - advisory_span(issued.expiry - issued.issued_at):
+            return None  # due for a refresh: not worth sharing
+        self.hits += 1
+        return issued
+
+    def _store(self, path, issued):
+        data = dict(issued._asdict(), format=_FORMAT)
+        try:
+            fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+            try:
+                with os.fdopen(fd, "wb") as handle:  # mkstemp makes it 0600
+                    handle.write(json.dumps(data).encode("utf-8"))
+                os.replace(temporary, path)
+            except BaseException:
+                os.unlink(temporary)
+                raise
+        except OSError as err:
+            logger.warning("could not write node cache entry in %r: %s", self.directory, err)
+
+
+class _Lock(object):
+    """An exclusive flock on ``path``, waited for up to _LOCK_WAIT seconds."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as err:
+            logger.warning("could not open node cache lock %r: %s", self.path, err)
+            return self
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                    logger.warning("node cache lock %r not taken (%s); exchanging anyway", self.path, err)
+                    return self
+            time.sleep(_POLL)
+
+    def __exit__(self, *exc_info):
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None

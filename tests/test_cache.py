@@ -1,0 +1,160 @@
+"""The node-wide cache: one STS call per refresh across processes, and nothing trusted blindly."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import FakeClock, ROLE_ARN, make_token
+from irsa_session import ConfigError, assumed_role_session, cache, config, sts
+from irsa_session.credentials import ADVISORY, Credentials
+
+pytestmark = pytest.mark.skipif(not cache.available(), reason="needs fcntl file locks")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def node_cache(fake_sts, token_file, directory, clock=None):
+    settings = config.resolve(
+        role_arn=ROLE_ARN, token_file=token_file, sts_endpoint_url=fake_sts.url,
+        environ={}, cache_dir=str(directory),
+    )
+    return cache.NodeCache(sts.Exchange(settings), settings.cache_dir, clock=clock or FakeClock())
+
+
+def entries(directory):
+    return sorted(name for name in os.listdir(str(directory)) if name.endswith(".json"))
+
+
+def test_second_reader_uses_the_first_ones_entry(fake_sts, token_file, tmp_path):
+    directory = tmp_path / "cache"
+    first = node_cache(fake_sts, token_file, directory)()
+    second = node_cache(fake_sts, token_file, directory)()
+    assert fake_sts.call_count == 1
+    assert second.access_key == first.access_key and second.secret_key == first.secret_key
+    assert stat.S_IMODE(os.stat(str(directory)).st_mode) == 0o700
+    (name,) = entries(directory)
+    assert stat.S_IMODE(os.stat(str(directory / name)).st_mode) == 0o600
+    text = (directory / name).read_text()
+    assert open(token_file).read().strip() not in text and ROLE_ARN not in name
+
+
+def test_entry_due_for_refresh_is_replaced(fake_sts, token_file, tmp_path):
+    clock = FakeClock()
+    directory = tmp_path / "cache"
+    node_cache(fake_sts, token_file, directory, clock)()
+    clock.tick(3600 - ADVISORY + 1)
+    node_cache(fake_sts, token_file, directory, clock)()
+    assert fake_sts.call_count == 2
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "loose mode", "wrong format", "symlink"])
+def test_damaged_entries_are_ignored_and_replaced(fake_sts, token_file, tmp_path, damage):
+    directory = tmp_path / "cache"
+    node_cache(fake_sts, token_file, directory)()
+    (name,) = entries(directory)
+    path = directory / name
+    if damage == "corrupt":
+        path.write_text("{not json")
+    elif damage == "loose mode":
+        os.chmod(str(path), 0o644)
+    elif damage == "wrong format":
+        data = json.loads(path.read_text())
+        data["format"] = 99
+        path.write_text(json.dumps(data))
+    else:
+        target = tmp_path / "elsewhere.json"
+        target.write_text(path.read_text())
+        os.chmod(str(target), 0o600)
+        path.unlink()
+        os.symlink(str(target), str(path))
+    issued = node_cache(fake_sts, token_file, directory)()
+    assert fake_sts.call_count == 2
+    assert issued.access_key == fake_sts.issued[-1]["access_key"]
+    assert not os.path.islink(str(path))
+    assert json.loads(path.read_text())["access_key"] == issued.access_key
+
+
+def test_a_directory_others_can_read_is_not_used(fake_sts, token_file, tmp_path, caplog):
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    os.chmod(str(directory), 0o755)
+    node_cache(fake_sts, token_file, directory)()
+    node_cache(fake_sts, token_file, directory)()
+    assert fake_sts.call_count == 2
+    assert entries(directory) == []
+    assert "must be a directory of mode 0700" in caplog.text
+
+
+def test_key_follows_the_token_subject_not_the_token(fake_sts, tmp_path):
+    directory = tmp_path / "cache"
+    token_file = tmp_path / "token"
+    token_file.write_text(make_token(sub="system:serviceaccount:a:one"))
+    node_cache(fake_sts, str(token_file), directory)()
+    token_file.write_text(make_token(sub="system:serviceaccount:a:one"))  # rotated, same identity
+    node_cache(fake_sts, str(token_file), directory)()
+    assert fake_sts.call_count == 1
+    token_file.write_text(make_token(sub="system:serviceaccount:b:two"))
+    node_cache(fake_sts, str(token_file), directory)()
+    assert fake_sts.call_count == 2 and len(entries(directory)) == 2
+
+
+def test_threads_in_one_process_make_one_call(fake_sts, token_file, tmp_path):
+    fake_sts.set_mode(delay=0.3)
+    directory = tmp_path / "cache"
+    caches = [node_cache(fake_sts, token_file, directory) for _ in range(8)]
+    keys = []
+    threads = [threading.Thread(target=lambda c=c: keys.append(c().access_key)) for c in caches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert fake_sts.call_count == 1 and len(set(keys)) == 1
+
+
+def test_processes_on_a_node_share_one_call(fake_sts, token_file, tmp_path):
+    env = dict(os.environ)
+    env.update(
+        AWS_ROLE_ARN=ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE=token_file,
+        AWS_ENDPOINT_URL_STS=fake_sts.url, IRSA_SESSION_CACHE_DIR=str(tmp_path / "cache"),
+    )
+    fake_sts.set_mode(delay=0.3)
+    code = "from irsa_session import session\nprint(session.get_credentials().get_frozen_credentials().access_key)\n"
+    children = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True)
+        for _ in range(8)
+    ]
+    outputs = [child.communicate(timeout=60) for child in children]
+    assert all(child.returncode == 0 for child in children), outputs
+    assert len(set(out.strip() for out, _ in outputs)) == 1
+    assert fake_sts.call_count == 1
+
+
+def test_session_setting_and_validation(fake_env, tmp_path, monkeypatch):
+    session = assumed_role_session(cache_dir=str(tmp_path / "c"))
+    assert isinstance(session.get_credentials()._refresh_using, cache.NodeCache)
+    session.get_credentials().get_frozen_credentials()
+    assert len(entries(tmp_path / "c")) == 1
+    with pytest.raises(ConfigError) as caught:
+        assumed_role_session(cache_dir="relative/dir")
+    assert "cache_dir or IRSA_SESSION_CACHE_DIR" in str(caught.value)
+    monkeypatch.setenv("IRSA_SESSION_CACHE_DIR", str(tmp_path / "from-env"))
+    assert assumed_role_session().get_credentials()._refresh_using.directory == str(tmp_path / "from-env")
+
+
+def test_credentials_windows_use_the_original_lifetime(fake_sts, token_file, tmp_path):
+    clock = FakeClock()
+    directory = tmp_path / "cache"
+    node_cache(fake_sts, token_file, directory, clock)()
+    clock.tick(1800)  # half-way through a 1 h credential
+    reader = node_cache(fake_sts, token_file, directory, clock)
+    creds = Credentials(reader, clock=clock)
+    creds.get_frozen_credentials()
+    assert fake_sts.call_count == 1
+    remaining = (creds.refresh_at - creds.expires_at).total_seconds()
+    assert remaining == pytest.approx(-ADVISORY, abs=1)
