@@ -192,7 +192,7 @@ def tests_vendored(session):
     session.run("python", "-I", "-c", "import cachetools", success_codes=[1], silent=True)
     session.run("python", "-I", "-c", "import irsa_session", success_codes=[1], silent=True)
     _check_version(session, "boto3", "1.4.8")
-    vendor = os.path.join(session.create_tmp(), "vendor")
+    vendor = os.path.join(os.path.abspath(session.create_tmp()), "vendor")
     shutil.rmtree(vendor, ignore_errors=True)
     shutil.copytree(
         os.path.join(ROOT, "irsa_session"),
