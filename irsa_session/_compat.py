@@ -20,6 +20,7 @@ __all__ = [
     "RefreshableCredentials",
     "TRANSIENT_ERRORS",
     "LRUCache",
+    "share_data",
     "sts_client",
     "use_credentials",
     "put_first_in_default_chain",
@@ -123,6 +124,23 @@ def _empty_resolver():
     return botocore.credentials.CredentialResolver(providers=[])
 
 
+_loader = []
+_sts_session = []
+
+
+def share_data(botocore_session):
+    """Give ``botocore_session`` the process's one data loader.
+
+    Each botocore session reads service models and endpoint data (megabytes of
+    JSON) through a loader of its own; sharing one means the STS exchange's
+    session and every session this package builds read them once.
+    """
+    if _loader:
+        botocore_session.register_component("data_loader", _loader[0])
+    else:
+        _loader.append(botocore_session.get_component("data_loader"))
+
+
 def sts_client(endpoint_url, region_name, connect_timeout, read_timeout):
     """An STS client that sends unsigned requests and never looks for credentials.
 
@@ -131,8 +149,12 @@ def sts_client(endpoint_url, region_name, connect_timeout, read_timeout):
     may not reach) when the client is built.  botocore's own retries are off:
     the caller retries, re-reading the token each time.
     """
-    session = botocore.session.Session()
-    session.register_component("credential_provider", _empty_resolver())
+    if not _sts_session:  # one for all exchanges: building a session costs ms
+        session = botocore.session.Session()
+        share_data(session)
+        session.register_component("credential_provider", _empty_resolver())
+        _sts_session.append(session)  # (two threads may both build one: harmless)
+    session = _sts_session[0]
     config = Config(
         signature_version=botocore.UNSIGNED,
         retries={"max_attempts": 0},

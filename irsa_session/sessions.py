@@ -8,7 +8,7 @@ import boto3
 import boto3.session
 import botocore.session
 
-from . import _compat, _fork, _redact, cache, config
+from . import _compat, _fork, _redact, config
 from .credentials import Credentials
 from .errors import ConfigError
 from .sts import Exchange
@@ -36,6 +36,7 @@ class Session(boto3.session.Session):
 
     def __init__(self, settings=None, credentials=None, region_name=None):
         botocore_session = botocore.session.get_session()
+        _compat.share_data(botocore_session)
         if credentials is not None:
             _compat.use_credentials(botocore_session, credentials)
         super(Session, self).__init__(
@@ -114,8 +115,11 @@ def _credentials_for(settings):
         found = _registry.credentials.get(settings)
         if found is None:
             fetch = Exchange(settings)
-            if settings.cache_dir is not None and cache.available():
-                fetch = cache.NodeCache(fetch, settings.cache_dir)
+            if settings.cache_dir is not None:
+                from . import cache  # only those who opt in pay for its imports
+
+                if cache.available():
+                    fetch = cache.NodeCache(fetch, settings.cache_dir)
             # Valid credentials are still in hand in the advisory window: one
             # try there, and the cooldown spaces the next; no retry sleeps.
             found = Credentials(
