@@ -18,8 +18,8 @@ from botocore.config import Config
 __all__ = [
     "ReadOnlyCredentials",
     "RefreshableCredentials",
-    "TRANSIENT_ERRORS",
-    "LRUCache",
+    "transient_errors",
+    "lru_cache",
     "share_data",
     "sts_client",
     "use_credentials",
@@ -43,67 +43,79 @@ def _errors(*names):
     return found
 
 
-def _vendored_requests_errors():
-    try:  # botocore < 1.11 sends through its vendored requests
-        from botocore.vendored.requests import exceptions
-    except ImportError:
-        return []
-    return _errors((exceptions, "RequestException"))
+_transient = []
 
 
-def _parser_errors():
-    import botocore.parsers
+def transient_errors():
+    """Errors worth retrying: the connection failed, timed out, or the answer was garbled.
 
-    return _errors((botocore.parsers, "ResponseParserError"), (botocore.exceptions, "ResponseParserError"))
+    Built on first need: finding the classes imports modules that a process
+    whose exchanges all succeed never has to load.
+    """
+    if not _transient:
+        import botocore.parsers
+
+        found = _errors(
+            (botocore.exceptions, "EndpointConnectionError"),
+            (botocore.exceptions, "ConnectionClosedError"),
+            (botocore.exceptions, "HTTPClientError"),
+            (botocore.exceptions, "ConnectionError"),
+            (botocore.exceptions, "ReadTimeoutError"),
+            (botocore.exceptions, "ConnectTimeoutError"),
+            (botocore.exceptions, "IncompleteReadError"),
+            (botocore.exceptions, "ResponseParserError"),
+            (botocore.parsers, "ResponseParserError"),
+        )
+        try:  # botocore < 1.11 sends through its vendored requests
+            from botocore.vendored.requests import exceptions
+        except ImportError:
+            pass
+        else:
+            found += _errors((exceptions, "RequestException"))
+        _transient.append(tuple(found + [ConnectionError, socket.timeout, TimeoutError]))
+    return _transient[0]
 
 
-_exc = botocore.exceptions
-#: Errors worth retrying: the connection failed, timed out, or the answer was garbled.
-TRANSIENT_ERRORS = tuple(
-    _errors(
-        (_exc, "EndpointConnectionError"),
-        (_exc, "ConnectionClosedError"),
-        (_exc, "HTTPClientError"),
-        (_exc, "ConnectionError"),
-        (_exc, "ReadTimeoutError"),
-        (_exc, "ConnectTimeoutError"),
-        (_exc, "IncompleteReadError"),
-    )
-    + _vendored_requests_errors()
-    + _parser_errors()
-    + [ConnectionError, socket.timeout, TimeoutError]
-)
+class _LRU(object):
+    """The least-recently-used cache this package needs, when cachetools is absent."""
 
-try:
-    from cachetools import LRUCache
-except ImportError:
+    def __init__(self, maxsize):
+        self.maxsize = maxsize
+        self._items = OrderedDict()
 
-    class LRUCache(object):
-        """The least-recently-used cache this package needs, when cachetools is absent."""
+    def get(self, key, default=None):
+        try:
+            value = self._items.pop(key)
+        except KeyError:
+            return default
+        self._items[key] = value
+        return value
 
-        def __init__(self, maxsize):
-            self.maxsize = maxsize
-            self._items = OrderedDict()
+    def __setitem__(self, key, value):
+        self._items.pop(key, None)
+        self._items[key] = value
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
 
-        def get(self, key, default=None):
-            try:
-                value = self._items.pop(key)
-            except KeyError:
-                return default
-            self._items[key] = value
-            return value
+    def __len__(self):
+        return len(self._items)
 
-        def __setitem__(self, key, value):
-            self._items.pop(key, None)
-            self._items[key] = value
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+    def clear(self):
+        self._items.clear()
 
-        def __len__(self):
-            return len(self._items)
 
-        def clear(self):
-            self._items.clear()
+_lru_class = []
+
+
+def lru_cache(maxsize):
+    """A new LRU mapping: cachetools' where installed, else this module's own."""
+    if not _lru_class:
+        try:
+            from cachetools import LRUCache
+        except ImportError:
+            LRUCache = _LRU
+        _lru_class.append(LRUCache)
+    return _lru_class[0](maxsize)
 
 
 class _Provider(botocore.credentials.CredentialProvider):

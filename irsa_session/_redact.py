@@ -23,22 +23,17 @@ _SECRET_FIELDS = (
 )
 _PATTERNS = (
     # XML bodies: <SecretAccessKey>...</SecretAccessKey>
-    (re.compile(r"(<(?:SecretAccessKey|SessionToken|WebIdentityToken)>)[^<]*"), r"\1" + MASK),
+    (r"(<(?:SecretAccessKey|SessionToken|WebIdentityToken)>)[^<]*", r"\1" + MASK, 0),
     # dict reprs and JSON: 'SessionToken': 'abc' / "token": "abc"
-    (
-        re.compile(r"""((?:['"])(?:%s)(?:['"])\s*:\s*b?['"])[^'"]*""" % _SECRET_FIELDS, re.I),
-        r"\1" + MASK,
-    ),
+    (r"""((?:['"])(?:%s)(?:['"])\s*:\s*b?['"])[^'"]*""" % _SECRET_FIELDS, r"\1" + MASK, re.I),
     # headers and canonical requests: x-amz-security-token:abc / 'X-Amz-Security-Token': b'abc'
-    (
-        re.compile(r"""(x-amz-security-token['"]?\s*[:=]\s*b?['"]?)[^\s'",&]+""", re.I),
-        r"\1" + MASK,
-    ),
+    (r"""(x-amz-security-token['"]?\s*[:=]\s*b?['"]?)[^\s'",&]+""", r"\1" + MASK, re.I),
     # form bodies: WebIdentityToken=abc&...
-    (re.compile(r"((?:WebIdentityToken|X-Amz-Security-Token)=)[^&\s'\"]+", re.I), r"\1" + MASK),
+    (r"((?:WebIdentityToken|X-Amz-Security-Token)=)[^&\s'\"]+", r"\1" + MASK, re.I),
     # anything shaped like a JWT
-    (re.compile(r"eyJ[\w-]{6,}\.[\w-]{6,}\.[\w-]*", re.ASCII), MASK),
+    (r"eyJ[\w-]{6,}\.[\w-]{6,}\.[\w-]*", MASK, re.ASCII),
 )
+_compiled = []  # compiled on first use, to keep import cheap
 _WATCHED = ("botocore", "boto3", "s3transfer", "urllib3", "irsa_session")
 _installed = []
 _formatter = logging.Formatter()
@@ -57,7 +52,9 @@ def remember(*values):
 
 def scrub(text):
     """``text`` with every known secret and secret-shaped field masked."""
-    for pattern, replacement in _PATTERNS:
+    if not _compiled:
+        _compiled.extend((re.compile(p, flags), r) for p, r, flags in _PATTERNS)
+    for pattern, replacement in _compiled:
         text = pattern.sub(replacement, text)
     for value in tuple(_known):
         if value in text:

@@ -45,7 +45,7 @@ class Session(boto3.session.Session):
         self._irsa_settings = settings
         self._irsa_credentials = credentials
         self._irsa_lock = threading.RLock()
-        self._irsa_clients = _compat.LRUCache(_CLIENTS_PER_SESSION)
+        self._irsa_clients = _compat.lru_cache(_CLIENTS_PER_SESSION)
         _fork.track(self)
 
     def __repr__(self):

@@ -1,7 +1,6 @@
 """One STS AssumeRoleWithWebIdentity exchange: retries, and errors that say what to do."""
 
-import calendar
-import random
+import datetime
 import time
 from collections import namedtuple
 
@@ -79,7 +78,7 @@ class Exchange(object):
         read_token=token.read,
         retry=DEFAULT_RETRY,
         sleep=time.sleep,
-        rand=random.random,
+        rand=None,
         monotonic=time.monotonic,
     ):
         self.settings = settings
@@ -89,7 +88,7 @@ class Exchange(object):
         self._read_token = read_token
         self._retry = retry
         self._sleep = sleep
-        self._rand = rand
+        self._rand = rand or _random
         self._monotonic = monotonic
         self._client = None
         self._extra = {}
@@ -165,7 +164,7 @@ class Exchange(object):
         role = self.settings.role_arn
         tries = "after %d attempt%s over %.1f s" % (attempts, "s"[: attempts - 1], elapsed)
         if not isinstance(err, ClientError):
-            if isinstance(err, _compat.TRANSIENT_ERRORS):
+            if isinstance(err, _compat.transient_errors()):
                 return RefreshError(
                     "could not reach STS at %s %s (last error: %s: %s). Check the "
                     "pod's network egress to STS, the region (%s=%s) and %s, and any "
@@ -271,7 +270,7 @@ def _classify(err):
         return "fatal"
     if isinstance(err, IrsaError):
         return "fatal"
-    return "retry" if isinstance(err, _compat.TRANSIENT_ERRORS) else "fatal"
+    return "retry" if isinstance(err, _compat.transient_errors()) else "fatal"
 
 
 def _status(err):
@@ -308,11 +307,21 @@ def _expired_ago(claims):
     return " (exp %s, %d s ago)" % (stamp, max(0, time.time() - exp))
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
 def _epoch(value):
     """Seconds since the epoch of botocore's parsed timestamp (or an ISO string)."""
     if isinstance(value, str):
         from botocore.utils import parse_timestamp
 
         value = parse_timestamp(value)
-    seconds = calendar.timegm(value.utctimetuple())
-    return seconds + value.microsecond / 1e6
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return (value - _EPOCH).total_seconds()
+
+
+def _random():
+    import random  # imported on the first retry, not at start-up
+
+    return random.random()
