@@ -21,6 +21,7 @@ __all__ = [
     "transient_errors",
     "lru_cache",
     "share_data",
+    "offer_for_sts",
     "sts_client",
     "use_credentials",
     "put_first_in_default_chain",
@@ -153,6 +154,17 @@ def share_data(botocore_session):
         _loader.append(botocore_session.get_component("data_loader"))
 
 
+def offer_for_sts(botocore_session):
+    """Let exchanges build their STS clients on ``botocore_session``, if none has one yet.
+
+    Only for sessions whose credential chain is this package's own provider:
+    with an unsigned config, botocore 1.8 still asks the session for credentials
+    when it builds a client, and that provider answers without any I/O.
+    """
+    if not _sts_session:
+        _sts_session.append(botocore_session)
+
+
 def sts_client(endpoint_url, region_name, connect_timeout, read_timeout):
     """An STS client that sends unsigned requests and never looks for credentials.
 
@@ -161,7 +173,7 @@ def sts_client(endpoint_url, region_name, connect_timeout, read_timeout):
     may not reach) when the client is built.  botocore's own retries are off:
     the caller retries, re-reading the token each time.
     """
-    if not _sts_session:  # one for all exchanges: building a session costs ms
+    if not _sts_session:  # one for all exchanges: building a session costs ~5 ms
         session = botocore.session.Session()
         share_data(session)
         session.register_component("credential_provider", _empty_resolver())

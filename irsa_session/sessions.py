@@ -39,6 +39,7 @@ class Session(boto3.session.Session):
         _compat.share_data(botocore_session)
         if credentials is not None:
             _compat.use_credentials(botocore_session, credentials)
+            _compat.offer_for_sts(botocore_session)
         super(Session, self).__init__(
             botocore_session=botocore_session, region_name=region_name
         )
