@@ -25,6 +25,7 @@ TEST_ROWS = [
     "tests-newest-3.11",
     "tests-newest-3.13",
     "tests-vendored",
+    "bench-quick",
 ]
 
 nox.options.sessions = TEST_ROWS
@@ -220,6 +221,41 @@ def reliability_legacy(session):
     _check_version(session, "botocore", "1.8.50")
     session.chdir(ROOT)
     session.run("python", "tools/reliability.py")
+
+
+# -- benchmarks ----------------------------------------------------------------
+
+_BENCH_LEGACY = os.path.join(ROOT, ".nox", "_bench-legacy")
+
+
+def _bench_legacy_python(session):
+    """A Python 3.7 venv with boto3 1.4.8 and this package, for the legacy columns."""
+    python = os.path.join(_BENCH_LEGACY, "bin", "python")
+    if not os.path.exists(python):
+        session.run("python3.7", "-m", "venv", _BENCH_LEGACY, external=True)
+    session.run(python, "-m", "pip", "install", "-q", *LEGACY, external=True)
+    shutil.rmtree(os.path.join(ROOT, "build"), ignore_errors=True)
+    session.run(python, "-m", "pip", "install", "-q", ".", external=True)
+    return python
+
+
+def _bench(session, *args):
+    _install(session, "-U", "boto3", "cachetools")
+    legacy = _bench_legacy_python(session)
+    session.chdir(ROOT)
+    session.run("python", "benchmarks/run.py", "--legacy-python", legacy, *args)
+
+
+@nox.session(python="3.11", venv_backend="venv")
+def bench(session):
+    """The benchmark table of README "Performance" (full mode, several minutes)."""
+    _bench(session)
+
+
+@nox.session(name="bench-quick", python="3.11", venv_backend="venv")
+def bench_quick(session):
+    """The same benchmark with fewer repeats and iterations, as CI runs it."""
+    _bench(session, "--quick")
 
 
 # -- demo --------------------------------------------------------------------

@@ -1,0 +1,244 @@
+"""irsa-session against botocore's own provider and the common workaround, in one run.
+
+    python benchmarks/run.py --legacy-python /path/to/py37-with-boto3-1.4.8 [--quick]
+
+Prints one table: the median of repeated runs with [min-max], the machine, and
+ratios against the peers measured in the same run.  STS is the loopback fake of
+tests/servers.py, which counts calls.  ``./dev bench`` runs it in full;
+CI runs ``--quick`` (fewer repeats and iterations).
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from servers import FakeSTS  # noqa: E402
+import scenarios  # noqa: E402  (JWT-shaped tokens)
+
+ROLE = "arn:aws:iam::111122223333:role/bench"
+
+
+class Runner(object):
+    """Runs workloads in child interpreters against one counting STS."""
+
+    def __init__(self, fake, pythons, quick, folder):
+        self.fake = fake
+        self.pythons = pythons  # label -> interpreter
+        self.quick = quick
+        self.token_file = scenarios.write_token(folder)
+        self.folder = folder
+
+    def env(self, **extra):
+        env = dict((k, v) for k, v in os.environ.items() if not k.startswith("AWS_"))
+        env.update(
+            AWS_ROLE_ARN=ROLE,
+            AWS_WEB_IDENTITY_TOKEN_FILE=self.token_file,
+            AWS_ENDPOINT_URL_STS=self.fake.url,
+            AWS_REGION="us-east-1",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        )
+        env.update(extra)
+        return env
+
+    def workload(self, python, workload, impl, *args):
+        """One child run; its JSON figures plus the STS calls it made."""
+        before = self.fake.call_count
+        done = subprocess.run(
+            [self.pythons[python], os.path.join(HERE, "workloads.py"), workload, impl] + list(args),
+            env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            universal_newlines=True, timeout=900,
+        )
+        if done.returncode != 0:
+            raise SystemExit("%s %s on %s failed:\n%s" % (workload, impl, python, done.stderr[-2000:]))
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        figures.setdefault("sts_calls", self.fake.call_count - before)
+        return figures
+
+    def repeat(self, count, python, workload, impl, *args):
+        return [self.workload(python, workload, impl, *args) for _ in range(count)]
+
+    def cold_start(self, python, impl, count):
+        """New process: import, session, one signed call; wall time and peak RSS."""
+        code = {
+            "irsa": "from irsa_session import session\n"
+                    "session.client('sts', endpoint_url=%r).get_caller_identity()\n",
+            "botocore": "import boto3\n"
+                        "boto3.client('sts', endpoint_url=%r).get_caller_identity()\n",
+            "workaround": "import sys; sys.path.insert(0, %r)\nfrom workloads import make_session\n"
+                          "make_session('workaround').client('sts', endpoint_url=%%r).get_caller_identity()\n"
+                          % HERE,
+        }[impl] % self.fake.url
+        runs = []
+        for _ in range(count):
+            started = time.perf_counter()
+            child = subprocess.Popen([self.pythons[python], "-c", code], env=self.env())
+            _, status, usage = os.wait4(child.pid, 0)
+            seconds = time.perf_counter() - started
+            child.returncode = status
+            if status != 0:
+                raise SystemExit("cold start %s on %s failed" % (impl, python))
+            runs.append({"ms": seconds * 1e3, "mb": usage.ru_maxrss / 1024.0})
+        return runs
+
+    def import_cost(self, python, count):
+        """Wall time of `import boto3` with and without `import irsa_session`."""
+        plain, both = [], []
+        for _ in range(count):
+            for code, into in (("import boto3", plain), ("import boto3, irsa_session", both)):
+                before = self.fake.call_count
+                started = time.perf_counter()
+                subprocess.run([self.pythons[python], "-c", code], env=self.env(), check=True)
+                into.append((time.perf_counter() - started) * 1e3)
+                assert self.fake.call_count == before, "importing made an STS call"
+        return plain, both
+
+    def processes(self, python, impl, count, cache_dir=None):
+        """`count` processes at once, each needing credentials; STS calls made."""
+        code = (
+            "import sys; sys.path.insert(0, %r)\nfrom workloads import make_session\n"
+            "make_session(%r).get_credentials().get_frozen_credentials()\n" % (HERE, impl)
+        )
+        extra = {"IRSA_SESSION_CACHE_DIR": cache_dir} if cache_dir else {}
+        before = self.fake.call_count
+        children = [
+            subprocess.Popen([self.pythons[python], "-c", code], env=self.env(**extra))
+            for _ in range(count)
+        ]
+        if any(child.wait(120) != 0 for child in children):
+            raise SystemExit("W6 %s: a process failed" % impl)
+        return self.fake.call_count - before
+
+
+def summary(values, unit="", digits=2):
+    """median [min-max] of the values."""
+    fmt = "%%.%df" % digits
+    return "%s [%s-%s]%s" % (
+        fmt % statistics.median(values), fmt % min(values), fmt % max(values), unit
+    )
+
+
+def ratio(peer, ours):
+    return "%.1fx" % (statistics.median(peer) / statistics.median(ours))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--legacy-python", required=True, help="Python with boto3 1.4.8 / botocore 1.8.50")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and iterations (CI)")
+    args = parser.parse_args()
+    pythons = {"newest": sys.executable, "legacy": args.legacy_python}
+    repeats = 3 if args.quick else 7
+    w1_n = "20000" if args.quick else "200000"
+    folder = tempfile.mkdtemp(prefix="irsa-bench-")
+    lines = []
+
+    def out(text=""):
+        print(text)
+        sys.stdout.flush()
+        lines.append(text)
+
+    import boto3
+    versions = subprocess.run(
+        [args.legacy_python, "-c", "import boto3, botocore, platform; print(platform.python_version(), boto3.__version__, botocore.__version__)"],
+        stdout=subprocess.PIPE, universal_newlines=True, check=True,
+    ).stdout.split()
+    out("irsa-session benchmarks, %s mode, %s: %s, %d cores, %s" % (
+        "quick" if args.quick else "full", time.strftime("%Y-%m-%d"), platform.processor() or platform.machine(),
+        os.cpu_count() or 0, platform.platform()))
+    out("newest: Python %s, boto3 %s; legacy: Python %s, boto3 %s / botocore %s" % (
+        platform.python_version(), boto3.__version__, versions[0], versions[1], versions[2]))
+    out("median [min-max] over %d runs unless noted; STS on loopback, counting calls" % repeats)
+    out()
+
+    with FakeSTS() as fake:
+        run = Runner(fake, pythons, args.quick, folder)
+        peers = [("botocore", "newest"), ("workaround", "newest"), ("workaround", "legacy"),
+                 ("irsa", "newest"), ("irsa", "legacy")]
+
+        out("W1  get_frozen_credentials(), valid credentials, %s calls: us per call" % w1_n)
+        w1 = {}
+        for impl, python in peers:
+            w1[(impl, python)] = [r["us_per_call"] for r in run.repeat(repeats, python, "W1", impl, "--iterations", w1_n)]
+            out("    %-22s %s" % ("%s (%s)" % (impl, python), summary(w1[(impl, python)], " us", 3)))
+        out("    irsa vs botocore (newest): %s faster; target <= 2 us on newest and legacy" % ratio(
+            w1[("botocore", "newest")], w1[("irsa", "newest")]))
+        out()
+
+        out("W2  session.client('s3') 200 times from one session: first client, then per call")
+        w2 = {}
+        for impl, python in peers:
+            results = run.repeat(repeats, python, "W2", impl, "--iterations", "200")
+            w2[(impl, python)] = [r["ms_per_call"] for r in results]
+            out("    %-22s first %s, then %s" % (
+                "%s (%s)" % (impl, python), summary([r["first_ms"] for r in results], " ms"),
+                summary(w2[(impl, python)], " ms", 4)))
+        out("    irsa cache hit vs botocore (newest): %s faster; target <= 0.02 ms" % ratio(
+            w2[("botocore", "newest")], w2[("irsa", "newest")]))
+        out()
+
+        out("W3  simulated 24 h, 1 h credentials, 64 threads using them every simulated minute (1 run each)")
+        for impl, python in peers:
+            r = run.workload(python, "W3", impl, "--threads", "64", "--hours", "24")
+            out("    %-22s %d STS calls, %d of 1440 minutes with expired credentials, %d errors" % (
+                "%s (%s)" % (impl, python), r["sts_calls"], r["minutes_expired"], r["errors"]))
+        out("    target: at most 32 STS calls, 0 expired uses, on legacy too")
+        out()
+
+        out("W4  assumed_role_session() (or its peer) per task, then its credentials")
+        for impl, python in peers:
+            iterations = 1000 if impl == "irsa" else (50 if args.quick else 100)
+            results = run.repeat(3 if impl != "irsa" else repeats, python, "W4", impl, "--iterations", str(iterations))
+            calls = [r["sts_calls"] * 1000.0 / iterations for r in results]
+            out("    %-22s %s STS calls per 1000 tasks; first %s, then %s per task (%d tasks a run)" % (
+                "%s (%s)" % (impl, python), summary(calls, "", 0), summary([r["first_ms"] for r in results], " ms"),
+                summary([r["ms_per_call"] for r in results], " ms", 4), iterations))
+        out("    target: 1 STS call in total, at most 0.1 ms per call after the first")
+        out()
+
+        count = 5 if args.quick else 15
+        out("W5  cold start: new process, import, session, one signed call to loopback STS (%d runs)" % count)
+        w5 = {}
+        for impl, python in peers:
+            runs = run.cold_start(python, impl, count)
+            w5[(impl, python)] = runs
+            out("    %-22s %s wall, %s peak RSS" % (
+                "%s (%s)" % (impl, python), summary([r["ms"] for r in runs], " ms", 0),
+                summary([r["mb"] for r in runs], " MB", 1)))
+        ours = w5[("irsa", "newest")]
+        theirs = w5[("botocore", "newest")]
+        out("    irsa / botocore (newest): wall %.3fx, memory %.3fx; target <= 1.05x" % (
+            statistics.median([r["ms"] for r in ours]) / statistics.median([r["ms"] for r in theirs]),
+            statistics.median([r["mb"] for r in ours]) / statistics.median([r["mb"] for r in theirs])))
+        for python in ("newest", "legacy"):
+            plain, both = run.import_cost(python, count)
+            out("    import irsa_session after boto3 (%s): +%.1f ms (boto3 alone %s, both %s); no STS call; target <= 15 ms" % (
+                python, statistics.median(both) - statistics.median(plain),
+                summary(plain, " ms", 0), summary(both, " ms", 0)))
+        out()
+
+        out("W6  8 processes on one node, each needing credentials: STS calls")
+        for impl, python in peers:
+            out("    %-22s %d" % ("%s (%s)" % (impl, python), run.processes(python, impl, 8)))
+        for python in ("newest", "legacy"):
+            cache_dir = tempfile.mkdtemp(prefix="irsa-node-cache-")
+            out("    %-22s %d  (with IRSA_SESSION_CACHE_DIR)" % (
+                "irsa (%s)" % python, run.processes(python, "irsa", 8, cache_dir)))
+        out("    target: 1 STS call per refresh cycle with the node-wide cache, P without")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
