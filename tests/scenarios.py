@@ -14,11 +14,14 @@ __all__ = [
     "stale_token",
     "simulated_day",
     "fork_during_refresh",
+    "run_threads",
+    "Capture",
 ]
 
 import base64
 import datetime
 import json
+import logging
 import os
 import random
 import select
@@ -47,6 +50,18 @@ TRANSIENT_FAULTS = {
     "slow answer (1 s)": lambda fake: fake.set_mode(delay=1.0),
     "5 faults in a row": lambda fake: fake.fail_next(5, "Throttling"),
 }
+
+
+class Capture(logging.Handler):
+    """Every record from every logger, formatted as a user's handler would."""
+
+    def __init__(self):
+        super(Capture, self).__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
 
 
 def _b64(data):
@@ -170,7 +185,7 @@ def burst(fake, folder, threads=100, processes=16, rate=5):
     session = sessions.assumed_role_session(
         role_arn=ROLE_ARN, token_file=token_file, sts_endpoint_url=fake.url
     )
-    results, errors = _run_threads(threads, lambda: session.get_credentials().get_frozen_credentials())
+    results, errors = run_threads(threads, lambda: session.get_credentials().get_frozen_credentials())
     outputs = [process.communicate(timeout=120) for process in children]
     seconds = time.monotonic() - started
     ok_processes = sum(
@@ -253,7 +268,7 @@ def rotation(fake, folder, threads=32, seconds=2.0, every=0.003):
                 failures.append(err)
         return count
 
-    _run_threads(threads, refresh_loop)
+    run_threads(threads, refresh_loop)
     stop.set()
     writer.join()
     # Current when read: written before the read ended, replaced after it began.
@@ -414,7 +429,8 @@ def fork_during_refresh(fake, folder):
     return {"child_key": child_key, "parent_key": parent_key, "child_seconds": child_seconds}
 
 
-def _run_threads(count, target):
+def run_threads(count, target):
+    """Start ``count`` threads at once on ``target``; its results and errors."""
     results, errors = [], []
     gate = threading.Barrier(count)
 

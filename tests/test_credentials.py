@@ -13,6 +13,7 @@ import pytest
 from botocore.credentials import RefreshableCredentials
 
 from irsa_session import RefreshError
+from scenarios import run_threads
 from irsa_session.credentials import ADVISORY, MANDATORY, Credentials
 from irsa_session.sts import Issued
 
@@ -146,26 +147,6 @@ def test_short_lived_credentials_scale_their_windows(clock):
     clock.tick(46)
     creds.get_frozen_credentials()
     assert fetch.calls == 2
-
-
-def run_threads(count, target):
-    results, errors = [], []
-    barrier = threading.Barrier(count)
-
-    def work():
-        barrier.wait()
-        try:
-            results.append(target())
-        except Exception as err:  # collected for the assertions
-            errors.append(err)
-
-    threads = [threading.Thread(target=work) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert not any(thread.is_alive() for thread in threads)
-    return results, errors
 
 
 def test_many_threads_first_use_makes_one_call(creds, fetch):

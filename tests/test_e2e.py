@@ -1,6 +1,5 @@
 """End to end against moto's real server on loopback, as STS and S3, on every row."""
 
-import os
 import uuid
 
 import boto3
@@ -49,14 +48,3 @@ def test_installed_credentials_reach_unchanged_boto3_code(moto, bucket, tmp_path
     assert boto3.Session().get_credentials().get_frozen_credentials() == (
         installed.get_credentials().get_frozen_credentials()
     )
-
-
-def test_vendored_row_uses_the_copied_folder():
-    vendored = os.environ.get("IRSA_TEST_VENDORED")
-    if not vendored:
-        pytest.skip("only the vendored row copies irsa_session/ onto PYTHONPATH")
-    import irsa_session
-
-    assert os.path.realpath(irsa_session.__file__).startswith(os.path.realpath(vendored))
-    with pytest.raises(ImportError):
-        import cachetools  # noqa: F401  the copied folder must work with boto3 alone

@@ -22,7 +22,6 @@ from irsa_session import (
     RefreshError,
     TokenFileError,
     assumed_role_session,
-    sessions,
     sts,
 )
 

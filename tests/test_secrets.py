@@ -6,23 +6,12 @@ import socket
 
 import pytest
 
-from conftest import FakeClock, ROLE_ARN, make_token
+from conftest import FakeClock, make_token
+from scenarios import Capture
 from irsa_session import IrsaError, _redact, assumed_role_session, config, sts
 from irsa_session.credentials import ADVISORY, Credentials
 
 FAST = sts.RetryPolicy(attempts=3, base=0.01, cap=0.02)
-
-
-class Capture(logging.Handler):
-    """Every record from every logger, formatted as a user's handler would."""
-
-    def __init__(self):
-        super(Capture, self).__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(self.format(record))
 
 
 @pytest.fixture

@@ -26,25 +26,13 @@ import scenarios  # noqa: E402
 from servers import FakeSTS  # noqa: E402
 
 
-class Capture(logging.Handler):
-    """Every record, formatted, from every logger."""
-
-    def __init__(self):
-        super(Capture, self).__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(self.format(record))
-
-
 def row(name, result, calls="", seconds=None):
     took = "" if seconds is None else "%.2f s" % seconds
     print("%-44s %-58s %9s %9s" % (name, result, calls, took))
 
 
 def main():
-    capture = Capture()
+    capture = scenarios.Capture()
     root = logging.getLogger()
     root.addHandler(capture)
     root.setLevel(logging.DEBUG)
