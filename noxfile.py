@@ -26,6 +26,10 @@ TEST_ROWS = [
     "tests-newest-3.13",
     "tests-vendored",
     "bench-quick",
+    "examples-ray-legacy",
+    "examples-ray-current",
+    "examples-notebook",
+    "examples-awscli",
 ]
 
 nox.options.sessions = TEST_ROWS
@@ -267,3 +271,64 @@ def demo(session):
     _install(session, "-U", "boto3", "moto[server]")
     session.chdir(ROOT)
     session.run("python", "examples/demo.py")
+
+
+# -- examples (issue 6) --
+# Ray, Jupyter and the AWS CLI end to end: examples/ray_legacy.py,
+# ray_seed_script.py, ray_current.py, notebook.ipynb and aws_cli.py, run by
+# tests/test_examples.py (which the ordinary rows skip: they have none of these).
+
+# Ray 2.3.0 as in rayproject/ray:2.3.0-py38, with dependencies of its time (it also
+# runs with the newest protobuf and grpcio that still support Python 3.8).
+RAY_LEGACY = ["ray==2.3.0", "protobuf==3.20.3", "grpcio==1.51.3", "numpy<1.24"]
+
+
+def _examples_pytest(session, selector):
+    """Run the tests of tests/test_examples.py that match ``selector`` (pytest -k)."""
+    env = {
+        "IRSA_TEST_MOTO_SERVER": _moto_server(session),
+        "IRSA_TEST_ROW": session.name,
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    session.chdir(ROOT)
+    session.run(
+        "pytest", "tests/test_examples.py", "-k", selector, "-p", "no:cacheprovider",
+        "-raP", *session.posargs, env=env,
+    )
+
+
+@nox.session(name="examples-ray-legacy", python="3.8", venv_backend="venv")
+def examples_ray_legacy(session):
+    """Ray 2.3.0 on Python 3.8 with boto3 1.4.8: ray_legacy.py and ray_seed_script.py."""
+    _install(session, *LEGACY, *RAY_LEGACY, "pytest")
+    _check_version(session, "boto3", "1.4.8")
+    _check_version(session, "botocore", "1.8.50")
+    _check_version(session, "ray", "2.3.0")
+    _examples_pytest(session, "ray_legacy or ray_seed_script")
+
+
+@nox.session(name="examples-ray-current", python="3.11", venv_backend="venv")
+def examples_ray_current(session):
+    """Newest Ray and boto3 on Python 3.11: ray_current.py (worker_process_setup_hook)."""
+    _install(session, "-U", "boto3", "ray", "pytest")
+    _check_version(session, "boto3")
+    _check_version(session, "ray")
+    _examples_pytest(session, "ray_current")
+
+
+@nox.session(name="examples-notebook", python="3.11", venv_backend="venv")
+def examples_notebook(session):
+    """Newest boto3 on Python 3.11: notebook.ipynb executed headless by nbclient."""
+    _install(session, "-U", "boto3", "nbclient", "nbformat", "ipykernel", "pytest")
+    _check_version(session, "boto3")
+    _check_version(session, "nbclient")
+    _examples_pytest(session, "notebook")
+
+
+@nox.session(name="examples-awscli", python="3.11", venv_backend="venv")
+def examples_awscli(session):
+    """PyPI's awscli on Python 3.11 with a credential_process profile: aws_cli.py."""
+    _install(session, "-U", "awscli", "boto3", "pytest")
+    _check_version(session, "awscli")
+    _check_version(session, "botocore")
+    _examples_pytest(session, "aws_cli")
