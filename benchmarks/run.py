@@ -36,6 +36,11 @@ class Runner(object):
         self.pythons = pythons  # label -> interpreter
         self.quick = quick
         self.token_file = scenarios.write_token(folder)
+        # Children start in this empty folder, not the checkout: with "-c" the
+        # current folder comes first on sys.path, and irsa_session would be
+        # compiled from the source tree (no .pyc where PYTHONDONTWRITEBYTECODE
+        # is set) while boto3 loads from site-packages. Every package is
+        # measured as installed.
         self.folder = folder
 
     def env(self, **extra):
@@ -58,7 +63,7 @@ class Runner(object):
         before = self.fake.call_count
         done = subprocess.run(
             [self.pythons[python], os.path.join(HERE, "workloads.py"), workload, impl] + list(args),
-            env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=self.env(), cwd=self.folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             universal_newlines=True, timeout=900,
         )
         if done.returncode != 0:
@@ -84,7 +89,9 @@ class Runner(object):
         runs = []
         for _ in range(count):
             started = time.perf_counter()
-            child = subprocess.Popen([self.pythons[python], "-c", code], env=self.env())
+            child = subprocess.Popen(
+                [self.pythons[python], "-c", code], env=self.env(), cwd=self.folder
+            )
             _, status, usage = os.wait4(child.pid, 0)
             seconds = time.perf_counter() - started
             child.returncode = status
@@ -100,7 +107,9 @@ class Runner(object):
             for code, into in (("import boto3", plain), ("import boto3, irsa_session", both)):
                 before = self.fake.call_count
                 started = time.perf_counter()
-                subprocess.run([self.pythons[python], "-c", code], env=self.env(), check=True)
+                subprocess.run(
+                    [self.pythons[python], "-c", code], env=self.env(), cwd=self.folder, check=True
+                )
                 into.append((time.perf_counter() - started) * 1e3)
                 assert self.fake.call_count == before, "importing made an STS call"
         return plain, both
@@ -114,7 +123,9 @@ class Runner(object):
         extra = {"IRSA_SESSION_CACHE_DIR": cache_dir} if cache_dir else {}
         before = self.fake.call_count
         children = [
-            subprocess.Popen([self.pythons[python], "-c", code], env=self.env(**extra))
+            subprocess.Popen(
+                [self.pythons[python], "-c", code], env=self.env(**extra), cwd=self.folder
+            )
             for _ in range(count)
         ]
         if any(child.wait(120) != 0 for child in children):
@@ -161,6 +172,12 @@ def main():
     out("newest: Python %s, boto3 %s; legacy: Python %s, boto3 %s / botocore %s" % (
         platform.python_version(), boto3.__version__, versions[0], versions[1], versions[2]))
     out("median [min-max] over %d runs unless noted; STS on loopback, counting calls" % repeats)
+    for label, python in sorted(pythons.items()):
+        where = subprocess.run(
+            [python, "-c", "import irsa_session; print(irsa_session.__file__)"],
+            cwd=folder, stdout=subprocess.PIPE, universal_newlines=True, check=True,
+        ).stdout.strip()
+        out("irsa_session (%s) as installed: %s" % (label, os.path.dirname(where)))
     out()
 
     with FakeSTS() as fake:
