@@ -200,13 +200,16 @@ def _check_duration(value):
     if value is None:
         return None
     low, high = _DURATION
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(
-            "duration_seconds=%r is out of range: STS accepts whole seconds from "
-            "%d to %d (and no more than the role's maximum session duration)"
-            % (value, low, high)
-        )
-    return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        problem = "is not a whole number of seconds (an int)"
+    elif not low <= value <= high:
+        problem = "is out of range"
+    else:
+        return value
+    raise ConfigError(
+        "duration_seconds=%r %s: STS accepts whole seconds from %d to %d (and no "
+        "more than the role's maximum session duration)" % (value, problem, low, high)
+    )
 
 
 def _endpoint(explicit, region_name, env):

@@ -419,6 +419,9 @@ def test_invalid_durations(value):
     assert "duration_seconds" in message
     assert repr(value) in message
     assert "900" in message and "43200" in message
+    wrong_type = isinstance(value, (bool, str, float))
+    assert ("not a whole number" in message) == wrong_type
+    assert ("out of range" in message) != wrong_type
 
 
 @pytest.mark.parametrize("path", ["token", "./token", "var/run/secrets/token", "~/token"])
