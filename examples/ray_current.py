@@ -12,7 +12,7 @@ Two ways a Ray user gets IRSA credentials from irsa-session, in one driver:
 
     python examples/ray_current.py    # needs ray, boto3, irsa-session, and moto's server
 
-Run like this, it plays EKS on 127.0.0.1 with ray_legacy.py's stand-in (30-second
+Run like this, it plays EKS on 127.0.0.1 with the stand-in of loopback.py (30-second
 credentials, so the actor sees a refresh within about 25 s), runs the driver as a
 pod would, and checks: every task succeeded, STS calls (one per process, plus
 refreshes), and no key, secret or token in the bytes Ray pickled.  It prints its

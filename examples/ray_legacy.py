@@ -8,7 +8,7 @@ capture from this module; each worker process unpickles it as its own session
 
     python examples/ray_legacy.py     # needs ray, boto3, irsa-session, and moto's server
 
-Run like this, the file also plays EKS on 127.0.0.1 (see the end of the file):
+Run like this, the file also plays EKS on 127.0.0.1 (examples/loopback.py):
 it writes a JWT-shaped token, starts a fake STS that issues 30-second
 credentials (so the actor sees a refresh within about 25 s) and moto's server as
 S3, runs the driver in a child process with the variables the pod identity

@@ -11,7 +11,7 @@ A first task without that line shows the pitfall (``NoCredentialsError``).
 
     python examples/ray_seed_script.py    # needs ray, boto3, irsa-session, and moto's server
 
-Run like this, it plays EKS on 127.0.0.1 with ray_legacy.py's stand-in, and runs
+Run like this, it plays EKS on 127.0.0.1 with the stand-in of loopback.py, and runs
 the driver as a pod would.  botocore 1.8 reads no ``AWS_ENDPOINT_URL_S3``, so the
 stand-in gives the pod its loopback S3 the way botocore 1.8 does know: an
 ``endpoints.json`` on ``AWS_DATA_PATH`` that names 127.0.0.1 as S3 for us-west-2
