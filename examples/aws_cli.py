@@ -73,7 +73,10 @@ def main(out):
             )
             print("$ aws --profile irsa s3 cp s3://%s/%s %s   (%s)\n%s"
                   % (BUCKET, KEY, os.path.basename(target), label, output.rstrip()))
-            ok = code == 0 and os.path.exists(target) and open(target, "rb").read() == BODY
+            ok = code == 0 and os.path.exists(target)
+            if ok:
+                with open(target, "rb") as handle:
+                    ok = handle.read() == BODY
             result["runs"].append(
                 {"cache": label, "ok": ok, "code": code, "seconds": seconds, "time": time.time()}
             )
@@ -89,14 +92,12 @@ def play_eks():
         import boto3
 
         # Put the object with moto's test keys (the pod only reads it).
-        boto3.client(
+        s3 = boto3.client(
             "s3", endpoint_url=pod.s3.url, region_name="us-west-2",
             aws_access_key_id="testing", aws_secret_access_key="testing",
-        ).create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-        boto3.client(
-            "s3", endpoint_url=pod.s3.url, region_name="us-west-2",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        ).put_object(Bucket=BUCKET, Key=KEY, Body=BODY)
+        )
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        s3.put_object(Bucket=BUCKET, Key=KEY, Body=BODY)
         code = pod.run(__file__)
         result = pod.result()
         calls = pod.assume_calls()

@@ -194,6 +194,14 @@ class LoopbackPod(object):
             len(self.needles) - 1, len(leaks),
         )
 
+    def check_pickles(self, leaks, problems):
+        """Print what was searched; a problem if the driver saved no pickles or anything leaked."""
+        print("pickles:     %s" % self.pickle_figures(leaks))
+        if not self.pickles:
+            problems.append("the driver saved no pickles to search")
+        if leaks:
+            problems.append("secrets in what Ray pickled or the driver printed: %s" % leaks)
+
     def verdict(self, problems, code):
         """Print the wall time and the problems (with the driver's output); return the exit code."""
         if code != 0:

@@ -90,33 +90,10 @@ class Reader(object):
     def __init__(self):
         self.s3 = session.client("s3")
 
-    def read_across_refresh(self, key, limit, after=4):
-        """Read ``key`` every 0.5 s until ``after`` reads past a new access key (or ``limit`` s)."""
-        started = time.time()
-        reads, failed, keys, changed_at, since_change = 0, [], [], None, 0
-        while time.time() - started < limit and since_change < after:
-            try:
-                body = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-                if body != content(key):
-                    raise ValueError("read %d bytes that are not %s" % (len(body), key))
-                reads += 1
-            except Exception as err:  # report every failure; the driver decides
-                failed.append("%s: %s" % (type(err).__name__, err))
-            access_key = session.get_credentials().access_key
-            if not keys or keys[-1] != access_key:
-                keys.append(access_key)
-                if len(keys) > 1 and changed_at is None:
-                    changed_at = time.time() - started
-            if len(keys) > 1:
-                since_change += 1
-            time.sleep(0.5)
-        return {
-            "pid": os.getpid(),
-            "reads": reads,
-            "failed": failed,
-            "access_keys": keys,
-            "changed_after": changed_at,
-        }
+    def read_across_refresh(self, key, limit):
+        from ray_legacy import read_across_refresh  # the same loop as on Ray 2.3
+
+        return read_across_refresh(self.s3, BUCKET, key, limit)
 
 
 def gather(refs, timeout=300):
@@ -199,6 +176,8 @@ def play_eks():
         leaks = pod.leaks()
         issued = pod.issued_keys()
 
+    from ray_legacy import check_calls_and_actor
+
     problems = []
     tasks = result.get("tasks", [])
     good = [task for task in tasks if task["ok"]]
@@ -207,25 +186,10 @@ def play_eks():
         task for task in seeds
         if task["ok"] and task["method"] == "irsa-session" and task["shared_with_session"]
     ]
-    actor = result.get("actor") or {}
-    keys_seen = actor.get("access_keys", [])
     processes = {task["pid"] for task in tasks + seeds}
-    workers = len(processes)
-    processes.update(pid for pid in (actor.get("pid"), result.get("driver_pid")) if pid)
-    refreshes = max(len(keys_seen) - 1, 0)
-    expected = len(processes) + refreshes
-
     print("tasks ok:    %d of %d with the captured session; %d of %d unchanged boto3.client('s3') "
           "with the setup hook's credentials; in %d worker processes"
-          % (len(good), TASKS, len(good_seeds), SEED_TASKS, workers))
-    print("STS calls:   %d AssumeRoleWithWebIdentity: %d processes (driver, task workers, actor) "
-          "+ %d refresh in the actor = %d expected" % (len(calls), len(processes), refreshes, expected))
-    if actor:
-        print("actor:       %d reads, %d failed; access key %s after %s"
-              % (actor["reads"], len(actor["failed"]), " -> ".join(keys_seen),
-                 "%.1f s" % actor["changed_after"] if actor["changed_after"] else "(never changed)"))
-    print("pickles:     %s" % pod.pickle_figures(leaks))
-
+          % (len(good), TASKS, len(good_seeds), SEED_TASKS, len(processes)))
     if len(good) != TASKS:
         problems.append("%d of %d tasks succeeded: %s"
                         % (len(good), TASKS, result.get("task_failures", [])[:3]))
@@ -235,19 +199,9 @@ def play_eks():
                         % (len(good_seeds), SEED_TASKS, (bad + result.get("seed_failures", []))[:3]))
     if any(task["access_key"] not in issued for task in tasks + seeds):
         problems.append("a task used credentials that STS did not issue")
-    if len(keys_seen) < 2 or not set(keys_seen) <= issued:
-        problems.append("the actor saw no refresh by STS: %s" % keys_seen)
-    if actor.get("failed") or (actor and not actor["reads"]):
-        problems.append("the actor failed %s reads: %s" % (len(actor["failed"]), actor["failed"][:3]))
-    # One call per process and per refresh, never one per task.
-    if tasks and len(calls) != expected:
-        problems.append("%d STS calls, expected %d" % (len(calls), expected))
-    if not pod.pickles:
-        problems.append("the driver saved no pickles to search")
-    if leaks:
-        problems.append("secrets in what Ray pickled or the driver printed: %s" % leaks)
+    check_calls_and_actor(pod, result, processes, calls, issued, problems)
+    pod.check_pickles(leaks, problems)
     return pod.verdict(problems, code)
-
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--driver"]:

@@ -177,7 +177,6 @@ def play_eks():
     print("tasks ok:    %d of %d with install(), in %d worker processes" % (len(good), TASKS, workers))
     print("STS calls:   %d AssumeRoleWithWebIdentity: %d processes (driver, task workers) = %d expected"
           % (len(calls), len(processes), len(processes)))
-    print("pickles:     %s" % pod.pickle_figures(leaks))
 
     if without and not botocore_has_web_identity() and "NoCredentialsError" not in str(without.get("error")):
         problems.append("without install() the script should find no credentials here: %s" % without)
@@ -188,10 +187,7 @@ def play_eks():
         problems.append("a task used credentials that STS did not issue")
     if tasks and len(calls) != len(processes):
         problems.append("%d STS calls, expected %d (one per process)" % (len(calls), len(processes)))
-    if not pod.pickles:
-        problems.append("the driver saved no pickles to search")
-    if leaks:
-        problems.append("secrets in what Ray pickled or the driver printed: %s" % leaks)
+    pod.check_pickles(leaks, problems)
     return pod.verdict(problems, code)
 
 
