@@ -25,6 +25,7 @@ __all__ = [
     "sts_client",
     "use_credentials",
     "put_first_in_default_chain",
+    "place_provider",
     "client_key",
 ]
 
@@ -223,15 +224,50 @@ def use_credentials(botocore_session, credentials):
 _chain = {"credentials": None, "patched": False}
 _chain_lock = threading.Lock()
 
+# Providers that botocore consults after every profile-based one: with a profile
+# chosen, the library's provider goes just before the first of these.
+_AFTER_PROFILES = frozenset(["ec2-credentials-file", "boto-config", "container-role", "iam-role"])
+# Providers that botocore consults before its web-identity one.
+_BEFORE_WEB_IDENTITY = frozenset(["env", "assume-role"])
+_WEB_IDENTITY = "assume-role-with-web-identity"
+
+
+def place_provider(providers, provider, session):
+    """Insert ``provider`` into ``providers`` (a resolver's list) where web identity goes.
+
+    botocore's own order is environment keys, a profile's assume-role, then web
+    identity, then the rest of the profile's sources, then container and instance
+    metadata.  The library's provider takes web identity's place, so environment
+    keys still win; when a profile is chosen (``profile_name=`` or ``AWS_PROFILE``)
+    it goes after every source of that profile, so the profile still wins, and
+    before container and instance metadata (botocore's web-identity provider then
+    stops reading the IRSA variables, whose credentials the library's provider serves).  botocore 1.8 has no web-identity
+    provider; the same rule puts it at the same place among the providers it has.
+    """
+    methods = [getattr(each, "METHOD", None) for each in providers]
+    if _profile_chosen(session):
+        later = [n for n, method in enumerate(methods) if method in _AFTER_PROFILES]
+        for n, method in enumerate(methods):
+            if method == _WEB_IDENTITY and n < (later or [len(providers)])[0]:
+                if hasattr(providers[n], "_disable_env_vars"):
+                    # Its environment settings are the library's, which answer here
+                    # instead; a profile's own web_identity_token_file still works.
+                    providers[n]._disable_env_vars = True
+                else:
+                    later = [n]
+    else:
+        later = [n for n, method in enumerate(methods) if method not in _BEFORE_WEB_IDENTITY]
+    providers.insert(later[0] if later else len(providers), provider)
+
 
 def put_first_in_default_chain(credentials):
-    """Make botocore sessions built from now on resolve ``credentials`` first.
+    """Make botocore sessions built from now on resolve ``credentials`` in their chain.
 
     Every botocore session, legacy or new, builds its chain by calling
     ``botocore.credentials.create_credential_resolver`` when it first needs
     credentials; wrapping that one function reaches ``boto3.Session()`` and
-    ``botocore.session.get_session()`` alike.  A session given an explicit
-    profile keeps its profile.  ``None`` restores botocore's own chain.
+    ``botocore.session.get_session()`` alike.  The provider goes where
+    :func:`place_provider` says.  ``None`` restores botocore's own chain.
     """
     with _chain_lock:
         _chain["credentials"] = credentials
@@ -242,8 +278,8 @@ def put_first_in_default_chain(credentials):
         def create_credential_resolver(session, *args, **kwargs):
             resolver = original(session, *args, **kwargs)
             installed = _chain["credentials"]
-            if installed is not None and not _explicit_profile(session):
-                resolver.providers.insert(0, _Provider(installed))
+            if installed is not None:
+                place_provider(resolver.providers, _Provider(installed), session)
             return resolver
 
         create_credential_resolver.__wrapped__ = original
@@ -251,10 +287,11 @@ def put_first_in_default_chain(credentials):
         _chain["patched"] = True
 
 
-def _explicit_profile(session):
+def _profile_chosen(session):
+    """Whether ``session`` names a profile: ``profile_name=`` or ``AWS_PROFILE``."""
     try:
-        return session.get_config_variable("profile", methods=("instance",)) is not None
-    except Exception:  # an unusual session object: treat as no explicit profile
+        return session.get_config_variable("profile", methods=("instance", "env")) is not None
+    except Exception:  # an unusual session object: treat as no profile chosen
         return False
 
 

@@ -92,6 +92,7 @@ class _Registry(object):
         self.sessions = {}
         self.fallback_logged = False
         self.default = None
+        self.boto3_default = None  # the boto3.DEFAULT_SESSION that install() made
         _fork.track(self)
 
     def clear(self):
@@ -100,6 +101,7 @@ class _Registry(object):
             self.sessions.clear()
             self.fallback_logged = False
             self.default = None
+            self.boto3_default = None
 
     def _after_fork(self):
         self.lock = threading.Lock()
@@ -254,15 +256,25 @@ def default_session():
 def install(**kwargs):
     """Make IRSA credentials what unchanged boto3 and botocore code gets.
 
-    Sets boto3's default session (``boto3.client()``, ``boto3.resource()``) and
-    puts the credentials first in the chain of every ``boto3.Session()`` and
-    ``botocore.session.get_session()`` created afterwards, all sharing one set of
-    refreshing credentials.  Takes the arguments of :func:`assumed_role_session`;
-    calling it again is harmless.  Returns the session.
+    Every ``boto3.Session()`` and ``botocore.session.get_session()`` created from
+    now on, and boto3's default session (``boto3.client()``, ``boto3.resource()``),
+    resolve the library's credentials where botocore puts web identity:
+    environment keys and a chosen profile (``profile_name=`` or ``AWS_PROFILE``)
+    still win, container and instance metadata come after.  All of them share
+    one set of refreshing credentials (a new session makes no STS call), and
+    ``boto3.client()`` still returns a new client per call.  Takes the arguments
+    of :func:`assumed_role_session`; calling it again is harmless.  Returns the
+    IRSA session (``session.client()`` is the cached one).
     """
     installed = assumed_role_session(**kwargs)
-    boto3.DEFAULT_SESSION = installed
-    _compat.put_first_in_default_chain(installed._irsa_credentials)
+    with _registry.lock:
+        _compat.put_first_in_default_chain(installed._irsa_credentials)
+        if boto3.DEFAULT_SESSION is None or boto3.DEFAULT_SESSION is not _registry.boto3_default:
+            # A default session made before this call may hold the chain's old answer.
+            botocore_session = botocore.session.get_session()
+            _compat.share_data(botocore_session)
+            boto3.DEFAULT_SESSION = boto3.session.Session(botocore_session=botocore_session)
+            _registry.boto3_default = boto3.DEFAULT_SESSION
     return installed
 
 

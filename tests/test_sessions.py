@@ -10,6 +10,7 @@ import threading
 
 import boto3
 import boto3.session
+import botocore.credentials
 import botocore.session
 import pytest
 from botocore.config import Config
@@ -224,7 +225,8 @@ def test_forked_child_has_credentials_and_its_own_clients(fake_env):
 def test_install_feeds_unchanged_code(fake_env):
     installed = install()
     assert install() is installed
-    assert boto3.DEFAULT_SESSION is installed
+    default = boto3.DEFAULT_SESSION
+    assert default is not None and default is not installed
     key = frozen(installed).access_key
     assert boto3.client("s3")._request_signer._credentials is installed.get_credentials()
     assert frozen(boto3.Session()).access_key == key
@@ -232,13 +234,80 @@ def test_install_feeds_unchanged_code(fake_env):
     assert fake_env.call_count == 1
     explicit = boto3.Session(aws_access_key_id="AKIAEXPLICIT00000000", aws_secret_access_key="x" * 40)
     assert frozen(explicit).access_key == "AKIAEXPLICIT00000000"
+    install()
+    assert boto3.DEFAULT_SESSION is default  # a second install() keeps boto3's default session
+
+
+def test_after_install_boto3_client_is_a_new_client_per_call(fake_env):
+    installed = install()
+    first, second = boto3.client("s3"), boto3.client("s3")
+    assert first is not second
+    seen = []
+    first.meta.events.register("before-call.s3.ListBuckets", lambda **kw: seen.append(1))
+    assert second.meta.events is not first.meta.events
+    assert installed.client("s3") is installed.client("s3")  # the cache stays on the library's
+
+
+def write_profiles(tmp_path, monkeypatch, credentials="", config=""):
+    (tmp_path / "credentials").write_text(credentials)
+    (tmp_path / "config").write_text(config)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+
+
+PROFILE_KEYS = (
+    "[team]\naws_access_key_id = AKIAPROFILEKEY000001\n"
+    "aws_secret_access_key = profile-secret-key-example-000000000000\n"
+)
+
+
+def test_install_leaves_environment_keys_first(fake_env, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAENVIRONMENTKEY01")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret-key-example-0000000000000000")
+    install()
+    assert frozen(boto3.Session()).access_key == "AKIAENVIRONMENTKEY01"
+    assert boto3.client("s3")._request_signer._credentials.access_key == "AKIAENVIRONMENTKEY01"
+    assert botocore.session.get_session().get_credentials().access_key == "AKIAENVIRONMENTKEY01"
+    assert frozen(irsa_session.session).access_key != "AKIAENVIRONMENTKEY01"  # the library's own
+    assert fake_env.call_count == 1
+
+
+@pytest.mark.parametrize("how", ["AWS_PROFILE", "profile_name"])
+def test_install_leaves_a_chosen_profile_first(fake_env, monkeypatch, tmp_path, how):
+    write_profiles(tmp_path, monkeypatch, credentials=PROFILE_KEYS, config="[profile team]\n")
+    if how == "AWS_PROFILE":
+        monkeypatch.setenv("AWS_PROFILE", "team")
+    install()
+    chosen = boto3.Session(profile_name="team") if how == "profile_name" else boto3.Session()
+    assert frozen(chosen).access_key == "AKIAPROFILEKEY000001"
+    assert fake_env.call_count == 0
+
+
+def test_install_answers_for_a_chosen_profile_without_credentials(fake_env, monkeypatch, tmp_path):
+    write_profiles(tmp_path, monkeypatch, config="[profile regional]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_PROFILE", "regional")
+    installed = install()
+    assert boto3.Session().get_credentials() is installed.get_credentials()
+
+
+def test_install_goes_before_container_and_instance_metadata(fake_env, monkeypatch):
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc")
+    install()
+    resolver = botocore.credentials.create_credential_resolver(botocore.session.get_session())
+    methods = [getattr(each, "METHOD", None) for each in resolver.providers]
+    ours = methods.index("irsa-session")
+    assert ours < methods.index("container-role") < methods.index("iam-role")
+    if "assume-role-with-web-identity" in methods:  # botocore's own web identity: ours first
+        assert ours == methods.index("assume-role-with-web-identity") - 1
+    assert methods[:ours] == [m for m in methods[:ours] if m in ("env", "assume-role")]
+    assert boto3.Session().get_credentials().method == "irsa-session"
 
 
 def test_install_without_irsa_leaves_the_chain_alone(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFALLBACKEXAMPLE1")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fallback-secret-key-example-000000000000")
-    installed = install()
-    assert boto3.DEFAULT_SESSION is installed
+    install()
+    assert frozen(boto3.DEFAULT_SESSION).access_key == "AKIAFALLBACKEXAMPLE1"
     assert frozen(boto3.Session()).access_key == "AKIAFALLBACKEXAMPLE1"
     with pytest.raises(ConfigError):
         install(fallback=False)
