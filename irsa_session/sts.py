@@ -10,7 +10,7 @@ from . import _compat, _redact, token
 from .config import REGION, ROLE_ARN, TOKEN_FILE, ENDPOINT_URL_STS
 from .errors import IrsaError, RefreshError
 
-__all__ = ["Issued", "RetryPolicy", "DEFAULT_RETRY", "Exchange"]
+__all__ = ["Issued", "RetryPolicy", "DEFAULT_RETRY", "Exchange", "odd_value"]
 
 Issued = namedtuple(
     "Issued", "access_key secret_key token expiry account_id issued_at", defaults=(None,)
@@ -112,18 +112,35 @@ class Exchange(object):
             try:
                 return self._call(client, web_token)
             except Exception as err:  # sorted below; nothing unknown is retried
-                kind = _classify(err)
-                if kind == "expired" and not retried_expired:
-                    retried_expired = True  # the kubelet may have rotated it since
-                    continue
-                if kind != "retry" or attempt >= limit:
-                    elapsed = self._monotonic() - started
-                    raise self._failure(err, web_token, attempt, elapsed) from err
-                self._sleep(self._retry.delay(attempt, self._rand))
+                failed = err
+            # Out of the handler: the error raised below must not carry ``failed``
+            # (which may quote STS's answer) as its __context__.
+            kind = _classify(failed)
+            if kind == "expired" and not retried_expired:
+                retried_expired = True  # the kubelet may have rotated it since
+                continue
+            if kind != "retry" or attempt >= limit:
+                failure = self._failure(failed, web_token, attempt, self._monotonic() - started)
+                if failure is failed:
+                    raise failure
+                raise failure from _safe_cause(failed)
+            self._sleep(self._retry.delay(attempt, self._rand))
 
     def _connect(self):
         if self._client is None:
-            client = self._client_factory(self.settings)
+            try:
+                client = self._client_factory(self.settings)
+            except IrsaError:
+                raise
+            except Exception as err:  # botocore's own trouble building a client
+                failed = err
+            else:
+                failed = None
+            if failed is not None:
+                raise RefreshError(
+                    "could not build the STS client for %s: %s: %s"
+                    % (self.settings.sts_endpoint_url, type(failed).__name__, _describe(failed))
+                ) from _safe_cause(failed)
             self._extra = (
                 _compat.policy_arns_params(client, self.settings.policy_arns)
                 if self.settings.policy_arns
@@ -147,6 +164,13 @@ class Exchange(object):
         response = client.assume_role_with_web_identity(**params)
         answer = response["Credentials"]
         _redact.remember(answer["SecretAccessKey"], answer["SessionToken"])
+        odd = odd_value(answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"])
+        if odd:
+            raise RefreshError(
+                "STS at %s answered AssumeRoleWithWebIdentity for role %s with %s; refusing "
+                "credentials that could not have come from STS (check %s and any proxy in "
+                "between)" % (self.settings.sts_endpoint_url, self.settings.role_arn, odd, ENDPOINT_URL_STS)
+            )
         # STS's clock, for callers that check this machine's against it.
         self.last_date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
         return Issued(
@@ -173,7 +197,7 @@ class Exchange(object):
                         self.settings.sts_endpoint_url,
                         tries,
                         type(err).__name__,
-                        _redact.scrub(str(err)),
+                        _describe(err),
                         REGION,
                         self.settings.region_name,
                         ENDPOINT_URL_STS,
@@ -182,7 +206,7 @@ class Exchange(object):
                 )
             return RefreshError(
                 "AssumeRoleWithWebIdentity for role %s failed: %s: %s"
-                % (role, type(err).__name__, _redact.scrub(str(err))),
+                % (role, type(err).__name__, _describe(err)),
                 attempts=attempts,
             )
         error = err.response.get("Error", {})
@@ -271,6 +295,55 @@ def _classify(err):
     if isinstance(err, IrsaError):
         return "fatal"
     return "retry" if isinstance(err, _compat.transient_errors()) else "fatal"
+
+
+_KEY_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_BASE64_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+)
+
+
+def odd_value(access_key, secret_key, session_token):
+    """What is wrong with credential values STS could not have issued, else None.
+
+    Access key ids are upper-case letters and digits; secret keys and session
+    tokens base64 characters.  Anything else (a newline, a quote, a space) would
+    be a forged or garbled answer, and could inject lines where the values are
+    written out.  The text never quotes a value.
+    """
+    for name, value, chars, shortest in (
+        ("an access key id", access_key, _KEY_ID_CHARS, 16),
+        ("a secret access key", secret_key, _BASE64_CHARS, 16),
+        ("a session token", session_token, _BASE64_CHARS, 16),
+    ):
+        if not isinstance(value, str) or len(value) < shortest or not chars.issuperset(value):
+            return "%s that is not %d or more of the characters STS uses" % (name, shortest)
+    return None
+
+
+def _safe_cause(err):
+    """``err`` if nothing in it or its chain can quote a secret, else None.
+
+    A garbled answer's parser error quotes the raw body (keys included); any
+    error whose text the scrubber changes would show a secret in a traceback.
+    """
+    seen = err
+    while seen is not None:
+        if _is_parse_error(seen) or _redact.scrub(str(seen)) != str(seen):
+            return None
+        seen = seen.__cause__ or seen.__context__
+    return err
+
+
+def _is_parse_error(err):
+    return any("Parse" in cls.__name__ for cls in type(err).__mro__)
+
+
+def _describe(err):
+    """``err``'s text for a message: scrubbed, and never a quoted STS answer."""
+    if _is_parse_error(err):
+        return "STS's answer was not a well-formed AssumeRoleWithWebIdentity response"
+    return _redact.scrub(str(err))
 
 
 def _status(err):

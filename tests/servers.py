@@ -361,6 +361,14 @@ class FakeSTS(object):
         """Answer the next n calls with HTTP 200 and broken XML."""
         self._enqueue(n, ("malformed",))
 
+    def truncated_next(self, n=1):
+        """Answer the next n calls with HTTP 200 and a good answer cut off after its secrets."""
+        self._enqueue(n, ("truncated",))
+
+    def odd_values_next(self, n=1, **values):
+        """Answer the next n calls with these access_key / secret_key / session_token values."""
+        self._enqueue(n, ("odd", values))
+
     def set_mode(self, **modes):
         """Set any of delay, rate_limit, always_fail, duration, honor_duration."""
         unknown = set(modes) - set(self._MODES)
@@ -443,8 +451,14 @@ class FakeSTS(object):
                     behaviour = ("fail", "Throttling", 400, None)
                 else:
                     self._window.append(now)
-        if behaviour is None:
+        cut = behaviour is not None and behaviour[0] == "truncated"
+        if behaviour is None or cut:
             behaviour = self._answer(params, call["headers"])
+            if cut and behaviour[0] == "ok":
+                xml = behaviour[1]
+                behaviour = ("cut", xml[: xml.index("</SessionToken>") + len("</SessionToken><Expir")])
+        elif behaviour[0] == "odd":
+            behaviour = self._answer(params, call["headers"], behaviour[1])
         kind = behaviour[0]
         if kind == "drop":
             call["answered"] = "drop"
@@ -453,6 +467,9 @@ class FakeSTS(object):
         elif kind == "malformed":
             call["answered"] = "malformed"
             self._send(handler, 200, _malformed_xml())
+        elif kind == "cut":
+            call["answered"] = "truncated"
+            self._send(handler, 200, behaviour[1])
         elif kind == "fail":
             code, status, message = behaviour[1:]
             status = status or DEFAULT_STATUS.get(code, 400)
@@ -484,17 +501,17 @@ class FakeSTS(object):
         except OSError:
             pass  # the client gave up (timeout); nothing to tell it
 
-    def _answer(self, params, headers):
+    def _answer(self, params, headers, values=None):
         """Return ("ok", xml) or ("fail", code, status, message) for a good-weather call."""
         action = params.get("Action")
         if action == "AssumeRoleWithWebIdentity":
-            return self._assume(params)
+            return self._assume(params, values or {})
         if action == "GetCallerIdentity":
             return self._caller_identity(headers)
         return ("fail", "InvalidAction", 400, "Could not find operation %s" % action)
 
-    def _assume(self, params):
-        """Issue fresh credentials for AssumeRoleWithWebIdentity."""
+    def _assume(self, params, values):
+        """Issue fresh credentials for AssumeRoleWithWebIdentity (``values`` replace some)."""
         for name in ("RoleArn", "RoleSessionName", "WebIdentityToken"):
             if not params.get(name):
                 return ("fail", "ValidationError", 400,
@@ -526,6 +543,7 @@ class FakeSTS(object):
             "assumed_role_id": "%s:%s" % (role_id, session_name),
             "account": account,
         }
+        creds.update(values)
         with self._lock:
             self._issued.append(creds)
         policy = ""

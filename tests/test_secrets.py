@@ -105,3 +105,42 @@ def test_scrub_masks_secret_shapes_before_values_are_known():
         for secret in ("abc/def+ghi", "FwoGZX", "eyJhbGciOi", "eyJhbGciOiJSUzI1"):
             assert secret not in clean, clean
     assert _redact.scrub("nothing secret here") == "nothing secret here"
+
+
+def chain_of(err):
+    """Every exception reachable from ``err`` through __cause__ and __context__."""
+    found, todo = [], [err]
+    while todo:
+        each = todo.pop()
+        if each is None or any(each is seen for seen in found):
+            continue
+        found.append(each)
+        todo.extend([each.__cause__, each.__context__])
+    return found
+
+
+def test_a_garbled_answer_leaves_no_secret_in_the_exception_chain(fake_env, capture):
+    """A 200 cut off after the secrets: the parser's error quotes the whole body."""
+    import traceback
+
+    fake_env.truncated_next(3)
+    exchange = sts.Exchange(config.resolve(), retry=FAST)
+    with pytest.raises(IrsaError) as caught:
+        exchange()
+    assert [call["answered"] for call in fake_env.calls] == ["truncated"] * 3
+    secrets = secrets_of(fake_env, [call["token"] for call in fake_env.calls])
+    assert len(secrets) == 9
+    texts = ["".join(traceback.format_exception(type(e), e, e.__traceback__)) for e in chain_of(caught.value)]
+    texts += [str(e) for e in chain_of(caught.value)] + [repr(e.args) for e in chain_of(caught.value)]
+    assert "not a well-formed" in str(caught.value)
+    assert_clean(texts + capture.lines, secrets)
+
+
+def test_a_refused_exchange_keeps_its_client_error_as_the_cause(fake_env):
+    """Errors that quote nothing secret stay chained, for those who debug."""
+    from botocore.exceptions import ClientError
+
+    fake_env.fail_next(1, "AccessDenied")
+    with pytest.raises(IrsaError) as caught:
+        sts.Exchange(config.resolve(), retry=FAST)()
+    assert isinstance(caught.value.__cause__, ClientError)

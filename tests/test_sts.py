@@ -294,3 +294,41 @@ def test_unreachable_sts_names_the_endpoint(token_file):
     assert "could not reach STS at http://127.0.0.1:%d" % port in text
     assert "after 6 attempts" in text and "AWS_REGION" in text
     assert caught.value.code is None and caught.value.attempts == 6
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"access_key": "ASIAEXAMPLE\nX=1EXAMPLE"},
+        {"secret_key": "wJalrXUtnFEMI/K7MDENG\nAWS_PROFILE=evil"},
+        {"session_token": "FwoGZXIvYXdz EXAMPLE"},
+        {"session_token": "FwoGZX'\"$(reboot)\"IvYXdzEXAMPLE"},
+        {"access_key": "short"},
+    ],
+)
+def test_values_sts_could_not_have_issued_are_refused(fake_sts, token_file, values):
+    fake_sts.odd_values_next(1, **values)
+    settings = config.resolve(
+        role_arn=ROLE_ARN, token_file=token_file, sts_endpoint_url=fake_sts.url, environ={}
+    )
+    with pytest.raises(RefreshError) as caught:
+        sts.Exchange(settings, retry=FAST)()
+    message = str(caught.value)
+    assert "refusing credentials" in message and fake_sts.url in message
+    assert fake_sts.call_count == 1  # not retried
+    for value in values.values():
+        assert value not in message
+    assert sts.Exchange(settings, retry=FAST)().access_key == fake_sts.issued[-1]["access_key"]
+
+
+def test_client_factory_trouble_is_a_refresh_error(token_file):
+    """botocore 1.8's component locator can raise KeyError under threads: never raw."""
+
+    def broken(settings):
+        raise KeyError("endpoint_resolver")
+
+    resolved = config.resolve(role_arn=ROLE_ARN, token_file=token_file, environ={})
+    with pytest.raises(RefreshError) as caught:
+        sts.Exchange(resolved, client_factory=broken, retry=FAST)()
+    assert "could not build the STS client" in str(caught.value)
+    assert "KeyError" in str(caught.value)
