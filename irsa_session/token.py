@@ -1,26 +1,34 @@
 """Reads the projected service-account token, and decodes its claims for messages."""
 
 import base64
+import errno
 import json
 import os
+import stat
 
 from .config import TOKEN_FILE
 from .errors import TokenFileError
 
-__all__ = ["read", "claims"]
+__all__ = ["read", "claims", "open_regular", "NotRegularFile"]
 
 _LOOKS = 3  # reads of a path that seems to be missing, before saying so
 
 
-def read(path, _open=open):
+_LIMIT = 64 * 1024  # bytes; a projected token is about 1 KiB
+_BOM = b"\xef\xbb\xbf"
+
+
+def read(path, _open=None):
     """Return the token in ``path``, stripped; raise TokenFileError naming the fix.
 
     Called at every refresh and every retry: the kubelet rewrites the file (by
-    swapping its ``..data`` symlink) before the token expires.
+    swapping its ``..data`` symlink) before the token expires.  Only a regular
+    file is read, without blocking, and at most 64 KiB of it: a FIFO or a device
+    named by mistake is an error at once, not a hang or a memory blow-up.
     """
     where = "web identity token file %r (token_file or %s)" % (path, TOKEN_FILE)
     try:
-        data = _read_bytes(path, _open)
+        data = _read_bytes(path, _open or open_regular)
     except FileNotFoundError as err:
         raise TokenFileError(
             "%s does not exist: check that the pod's service account has the "
@@ -32,6 +40,12 @@ def read(path, _open=open):
         raise TokenFileError(
             "%s is a directory; point it at the token file inside it" % where, path
         ) from err
+    except NotRegularFile as err:
+        raise TokenFileError(
+            "%s is %s, not a regular file: point it at the token file the kubelet "
+            "writes" % (where, err.kind),
+            path,
+        ) from None
     except PermissionError as err:
         raise TokenFileError(
             "%s is not readable by this user (uid %s): set the pod's "
@@ -43,6 +57,14 @@ def read(path, _open=open):
         raise TokenFileError(
             "%s could not be read: %s" % (where, err.strerror or err), path
         ) from err
+    if len(data) > _LIMIT:
+        raise TokenFileError(
+            "%s is larger than %d KiB, so it is not a service-account token"
+            % (where, _LIMIT // 1024),
+            path,
+        )
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]  # an editor's byte-order mark is not part of the token
     try:
         token = data.decode("utf-8").strip()
     except UnicodeDecodeError as err:
@@ -64,6 +86,40 @@ def read(path, _open=open):
     return token
 
 
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device or a socket: ``kind`` says which."""
+
+    def __init__(self, kind):
+        super(NotRegularFile, self).__init__(kind)
+        self.kind = kind
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def open_regular(path, mode="rb"):
+    """Open ``path`` for reading if it is a regular file; never blocks on a FIFO."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(
+                next((kind for test, kind in _KINDS if test(info.st_mode)), "not a file")
+            )
+        return os.fdopen(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _read_bytes(path, _open):
     # The kubelet swaps the ..data symlink, then deletes the old directory: a
     # read that resolved the old link just before can miss the file.  The new
@@ -71,11 +127,11 @@ def _read_bytes(path, _open):
     for _ in range(_LOOKS - 1):
         try:
             with _open(path, "rb") as handle:
-                return handle.read()
+                return handle.read(_LIMIT + 1)
         except FileNotFoundError:
             continue
     with _open(path, "rb") as handle:
-        return handle.read()
+        return handle.read(_LIMIT + 1)
 
 
 def claims(token):

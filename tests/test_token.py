@@ -288,3 +288,63 @@ def test_claims_of_a_non_jwt_is_none(value):
 @pytest.mark.parametrize("payload", [b"[1, 2]", b"null", b'"sub"', b"42", b"true"])
 def test_claims_of_a_non_object_payload_is_none(payload):
     assert token.claims("e30.%s.sig" % _segment(payload)) is None
+
+
+# -- what a token path must not be (issue 10) --------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_a_fifo_is_refused_at_once_not_read(tmp_path):
+    import time
+
+    path = str(tmp_path / "token")
+    os.mkfifo(path)
+    started = time.monotonic()
+    err, message = read_error(path)  # a blocking open would wait for a writer forever
+    assert time.monotonic() - started < 1.0
+    assert "is a FIFO (named pipe), not a regular file" in message
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_is_refused_without_reading_it():
+    err, message = read_error("/dev/zero")
+    assert "is a character device, not a regular file" in message
+
+
+def test_a_file_over_64_kib_is_refused(tmp_path):
+    path = tmp_path / "token"
+    path.write_bytes(b"e" * (64 * 1024 + 1))
+    err, message = read_error(str(path))
+    assert "larger than 64 KiB" in message
+    path.write_bytes(b"e" * (64 * 1024))
+    assert len(token.read(str(path))) == 64 * 1024
+
+
+def test_a_utf8_byte_order_mark_is_not_sent(tmp_path):
+    jwt = make_token()
+    path = tmp_path / "token"
+    path.write_bytes(b"\xef\xbb\xbf" + jwt.encode() + b"\n")
+    assert token.read(str(path)) == jwt
+
+
+def test_a_reader_hook_is_still_bounded(tmp_path):
+    path = tmp_path / "token"
+    path.write_bytes(b"x" * (200 * 1024))
+    sizes = []
+
+    class Handle(object):
+        def __init__(self, name, mode):
+            self.handle = open(name, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def read(self, size=-1):
+            sizes.append(size)
+            return self.handle.read(size)
+
+    err, message = read_error(str(path), _open=Handle)
+    assert sizes == [64 * 1024 + 1] and "larger than 64 KiB" in message
