@@ -37,6 +37,7 @@ from .config import (
     DEFAULT_REGION,
     ENDPOINT_URL,
     ENDPOINT_URL_STS,
+    IGNORE_CONFIGURED_ENDPOINT_URLS,
     REGION,
     ROLE_ARN,
     STS_REGIONAL_ENDPOINTS,
@@ -215,7 +216,7 @@ def _run_env(args):
     if args.format == "json":
         text = json.dumps(dict(pairs), indent=2) + "\n"
     elif args.format == "dotenv":
-        text = "".join("%s=%s\n" % pair for pair in pairs)
+        text = "".join("%s=%s\n" % (name, _dotenv_quote(value)) for name, value in pairs)
     else:
         text = "".join("export %s=%s\n" % (name, shlex.quote(value)) for name, value in pairs)
     sys.stdout.write(text)
@@ -225,6 +226,12 @@ def _run_env(args):
         "credential-process', whose credentials refresh.\n" % (PROG, _utc(expiry), _until(expiry))
     )
     return 0
+
+
+def _dotenv_quote(value):
+    """``value`` double-quoted for a .env file, so no character of it can end the line."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return '"%s"' % escaped.replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _credentials(args):
@@ -757,21 +764,37 @@ def _role(role_arn, where):
 
 
 def _endpoint(region_name, sts_endpoint_url, env):
-    names = (REGION, DEFAULT_REGION, ENDPOINT_URL_STS, ENDPOINT_URL, STS_REGIONAL_ENDPOINTS)
+    names = (
+        REGION, DEFAULT_REGION, ENDPOINT_URL_STS, ENDPOINT_URL, STS_REGIONAL_ENDPOINTS,
+        IGNORE_CONFIGURED_ENDPOINT_URLS,
+    )
     only = dict((name, env[name]) for name in names if name in env)
     try:
         settings = config.resolve(
             region_name=region_name, sts_endpoint_url=sts_endpoint_url, environ=only
         )
     except ConfigError as err:
-        return _finding("sts-endpoint", FAIL, str(err), "fix the setting it names")
+        fix = (
+            "give an https:// URL of STS (or plain http only to 127.0.0.1, ::1 or "
+            "localhost), without user info, or unset the variable it names"
+        )
+        return _finding("sts-endpoint", FAIL, str(err), fix)
     url = settings.sts_endpoint_url
     region, region_from = _pick(region_name, "--region", env, REGION, DEFAULT_REGION)
-    _, url_from = _pick(sts_endpoint_url, "--sts-endpoint-url", env, ENDPOINT_URL_STS, ENDPOINT_URL)
+    ignored = env.get(IGNORE_CONFIGURED_ENDPOINT_URLS, "").strip().lower() == "true"
+    variables = () if ignored else (ENDPOINT_URL_STS, ENDPOINT_URL)
+    _, url_from = _pick(sts_endpoint_url, "--sts-endpoint-url", env, *variables)
     fields = {"url": url, "region": region}
     if url_from is not None:
         detail = "%s (set by %s)" % (url, url_from)
         return _finding("sts-endpoint", OK, detail, reason=url_from, **fields)
+    if ignored and (_set(env, ENDPOINT_URL_STS) or _set(env, ENDPOINT_URL)):
+        fields["ignored"] = [name for name in (ENDPOINT_URL_STS, ENDPOINT_URL) if _set(env, name)]
+        detail = "%s: %s=true, so %s %s ignored" % (
+            url, IGNORE_CONFIGURED_ENDPOINT_URLS, " and ".join(fields["ignored"]),
+            "is" if len(fields["ignored"]) == 1 else "are",
+        )
+        return _finding("sts-endpoint", OK, detail, reason="ignored", **fields)
     if region is None:
         detail = "%s, the global endpoint: no region is set (%s, %s)" % (
             url, REGION, DEFAULT_REGION,

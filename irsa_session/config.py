@@ -6,6 +6,7 @@ import re
 import socket
 import time
 from collections import namedtuple
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -18,12 +19,14 @@ __all__ = [
     "ENDPOINT_URL_STS",
     "ENDPOINT_URL",
     "STS_REGIONAL_ENDPOINTS",
+    "IGNORE_CONFIGURED_ENDPOINT_URLS",
     "CACHE_DIR",
     "Settings",
     "resolve",
     "missing",
     "sanitize_session_name",
     "sts_endpoint",
+    "endpoint_problem",
 ]
 
 #: The IAM role to assume; the pod identity webhook sets it from the
@@ -41,6 +44,8 @@ ENDPOINT_URL_STS = "AWS_ENDPOINT_URL_STS"
 ENDPOINT_URL = "AWS_ENDPOINT_URL"
 #: ``regional`` (the default here) or ``legacy`` (the global endpoint).
 STS_REGIONAL_ENDPOINTS = "AWS_STS_REGIONAL_ENDPOINTS"
+#: ``true`` makes the endpoint variables above ignored, as in botocore.
+IGNORE_CONFIGURED_ENDPOINT_URLS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
 #: Directory of the opt-in node-wide credential cache (irsa_session's own).
 CACHE_DIR = "IRSA_SESSION_CACHE_DIR"
 
@@ -214,19 +219,66 @@ def _check_duration(value):
 
 def _endpoint(explicit, region_name, env):
     url, source = _pick(explicit, "sts_endpoint_url", env), "sts_endpoint_url"
-    if url is None:
+    ignore = env.get(IGNORE_CONFIGURED_ENDPOINT_URLS, "").strip().lower() == "true"
+    if url is None and not ignore:
         url, source = _pick(None, None, env, ENDPOINT_URL_STS), ENDPOINT_URL_STS
-    if url is None:
+    if url is None and not ignore:
         url, source = _pick(None, None, env, ENDPOINT_URL), ENDPOINT_URL
     if not url:
         return sts_endpoint(region_name, env)
-    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", url, re.IGNORECASE):
-        raise ConfigError(
-            "STS endpoint URL %r (here from %s; set by sts_endpoint_url, %s or %s) "
-            "is malformed: expected http(s)://host[:port]"
-            % (url, source, ENDPOINT_URL_STS, ENDPOINT_URL)
-        )
+    setting = "here from %s; set by sts_endpoint_url, %s or %s" % (
+        source, ENDPOINT_URL_STS, ENDPOINT_URL,
+    )
+    problem = endpoint_problem(url)
+    if problem:
+        raise ConfigError("STS endpoint URL %r (%s) %s" % (_shown(url), setting, problem))
     return url.rstrip("/")
+
+
+def endpoint_problem(url):
+    """Why the token must not be sent to ``url``, or None if it may.
+
+    The web identity token is a bearer credential: it goes only over https, or
+    over plain http to this machine (a local STS or proxy); never to a URL with
+    user info, whose host is not what it seems (https://sts.amazonaws.com@evil).
+    """
+    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", url, re.IGNORECASE):
+        return "is malformed: expected http(s)://host[:port]"
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        return (
+            "carries user info before '@', so the token would go to %r: give only "
+            "https://host[:port]" % (parts.hostname or "?")
+        )
+    try:
+        parts.port
+    except ValueError:
+        return "has an invalid port"
+    if parts.scheme.lower() == "http" and not _loopback(parts.hostname or ""):
+        return (
+            "is plain http to %r, which would send the token unencrypted: use https, "
+            "or plain http only to this machine (127.0.0.1, ::1, localhost)" % parts.hostname
+        )
+    return None
+
+
+def _loopback(host):
+    import ipaddress  # on first need (botocore has usually loaded it already)
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _shown(url):
+    """``url`` without any password in its user info, for messages."""
+    netloc = urlsplit(url).netloc
+    if "@" in netloc and ":" in netloc.rsplit("@", 1)[0]:
+        return url.replace(netloc, "%s:****@%s" % (netloc.split(":", 1)[0], netloc.rsplit("@", 1)[1]), 1)
+    return url
 
 
 def _check_cache_dir(path):

@@ -473,8 +473,51 @@ def test_env_dotenv(cli, fake_env):
     assert result.code == 0, result.text
     pairs = [line.split("=", 1) for line in result.stdout.splitlines()]
     assert [name for name, _ in pairs] == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
-    assert [value for _, value in pairs] == _issued_triple(fake_env)
+    assert [value for _, value in pairs] == ['"%s"' % value for value in _issued_triple(fake_env)]
     assert "do not refresh" in result.stderr
+
+
+def test_env_refuses_values_that_would_inject_a_line(cli, fake_env):
+    fake_env.odd_values_next(1, secret_key="wJalrXUtnFEMI/K7MDENG\nAWS_PROFILE=evil")
+    result = cli("env", "--format", "dotenv")
+    assert result.code == 1 and result.stdout == ""
+    assert "refusing credentials" in result.stderr and "AWS_PROFILE=evil" not in result.stderr
+
+
+def test_doctor_token_path_is_a_fifo_fails_within_a_second(cli, fake_env, tmp_path):
+    path = str(tmp_path / "fifo")
+    os.mkfifo(path)
+    started = time.monotonic()
+    result = cli("doctor", "--json", "--token-file", path)
+    assert time.monotonic() - started < 5  # the child's start-up included; the read itself is instant
+    assert result.code == 1
+    found = result.finding("token-file")
+    assert found["status"] == "fail" and "is a FIFO (named pipe), not a regular file" in found["detail"]
+    assert fake_env.call_count == 0
+
+
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("http://sts.example.com", "plain http to 'sts.example.com'"),
+        ("https://sts.amazonaws.com@evil.example", "user info"),
+    ],
+)
+def test_doctor_flags_endpoints_that_would_leak_the_token(cli, tmp_path, url, says):
+    env = dict(os.environ, AWS_ROLE_ARN=ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE=str(tmp_path / "absent"))
+    env["AWS_ENDPOINT_URL_STS"] = url
+    result = cli("doctor", "--json", env=env)
+    assert result.code == 1
+    found = result.finding("sts-endpoint")
+    assert found["status"] == "fail" and says in found["detail"] and "AWS_ENDPOINT_URL_STS" in found["detail"]
+
+
+def test_doctor_says_configured_endpoints_are_ignored(cli, tmp_path):
+    env = dict(os.environ, AWS_ROLE_ARN=ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE=str(tmp_path / "absent"))
+    env.update(AWS_ENDPOINT_URL_STS="http://127.0.0.1:9", AWS_IGNORE_CONFIGURED_ENDPOINT_URLS="true", AWS_REGION="eu-west-1")
+    found = cli("doctor", "--json", env=env).finding("sts-endpoint")
+    assert (found["status"], found["url"], found["reason"]) == ("ok", "https://sts.eu-west-1.amazonaws.com", "ignored")
+    assert "AWS_ENDPOINT_URL_STS is ignored" in found["detail"]
 
 
 def test_env_json(cli, fake_env):

@@ -529,3 +529,53 @@ def test_non_string_argument(argument):
     message = config_error(**{argument: 123})
     assert argument in message
     assert "int" in message
+
+
+# -- where the token may go (issue 10) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("http://sts.example.com", "plain http to 'sts.example.com'"),
+        ("http://10.0.0.8:8080", "plain http to '10.0.0.8'"),
+        ("https://sts.amazonaws.com@evil.example", "user info"),
+        ("https://user:hunter2@sts.amazonaws.com", "user info"),
+        ("http://127.0.0.1@evil.example", "user info"),
+        ("https://sts.amazonaws.com:99999", "invalid port"),
+    ],
+)
+@pytest.mark.parametrize("where", ["argument", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"])
+def test_endpoints_that_would_leak_the_token_are_refused(url, says, where):
+    if where == "argument":
+        err = config_error(sts_endpoint_url=url)
+    else:
+        err = config_error({where: url})
+    message = str(err)
+    assert says in message and "sts_endpoint_url" in message and "AWS_ENDPOINT_URL_STS" in message
+    assert "here from %s" % ("sts_endpoint_url" if where == "argument" else where) in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:5000", "http://localhost:1", "http://[::1]:5000", "https://sts.example.com:8443/x"]
+)
+def test_https_and_plain_http_to_this_machine_are_accepted(url):
+    assert resolve(sts_endpoint_url=url).sts_endpoint_url == url
+
+
+def test_ignore_configured_endpoint_urls_is_honoured():
+    env = {
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
+        "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:1111",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:2222",
+        "AWS_REGION": "eu-west-1",
+    }
+    assert resolve(env).sts_endpoint_url == "https://sts.eu-west-1.amazonaws.com"
+    # An explicit argument is not "configured": it still wins, as in botocore.
+    assert resolve(env, sts_endpoint_url="http://127.0.0.1:3333").sts_endpoint_url == "http://127.0.0.1:3333"
+    env["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"] = "false"
+    assert resolve(env).sts_endpoint_url == "http://127.0.0.1:1111"
+    # Ignored variables are not checked either: a bad one does not stop the pod.
+    env.update(AWS_IGNORE_CONFIGURED_ENDPOINT_URLS="TRUE", AWS_ENDPOINT_URL_STS="http://evil.example")
+    assert resolve(env).sts_endpoint_url == "https://sts.eu-west-1.amazonaws.com"
