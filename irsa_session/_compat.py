@@ -15,6 +15,8 @@ import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
+from . import _fork
+
 __all__ = [
     "ReadOnlyCredentials",
     "RefreshableCredentials",
@@ -22,6 +24,7 @@ __all__ = [
     "lru_cache",
     "share_data",
     "offer_for_sts",
+    "settle",
     "sts_client",
     "use_credentials",
     "put_first_in_default_chain",
@@ -163,7 +166,23 @@ def offer_for_sts(botocore_session):
     when it builds a client, and that provider answers without any I/O.
     """
     if not _sts_session:
+        settle(botocore_session)
         _sts_session.append(botocore_session)
+
+
+def settle(botocore_session):
+    """Build every component ``botocore_session`` would build lazily, now.
+
+    botocore's component locator builds a lazy component, then deletes its
+    factory: two threads doing that at once make the second raise KeyError.  A
+    session shared between threads is settled before it is shared.
+    """
+    for name in ("_components", "_internal_components"):
+        locator = getattr(botocore_session, name, None)
+        deferred = getattr(locator, "_deferred", None)
+        if isinstance(deferred, dict):
+            for component in list(deferred):
+                locator.get_component(component)
 
 
 def sts_client(endpoint_url, region_name, connect_timeout, read_timeout):
@@ -178,6 +197,7 @@ def sts_client(endpoint_url, region_name, connect_timeout, read_timeout):
         session = botocore.session.Session()
         share_data(session)
         session.register_component("credential_provider", _empty_resolver())
+        settle(session)
         _sts_session.append(session)  # (two threads may both build one: harmless)
     session = _sts_session[0]
     config = Config(
@@ -223,6 +243,14 @@ def use_credentials(botocore_session, credentials):
 
 _chain = {"credentials": None, "patched": False}
 _chain_lock = threading.Lock()
+
+
+def _new_locks():
+    global _chain_lock
+    _chain_lock = threading.Lock()  # a parent thread may have held it at the fork
+
+
+_fork.after_fork(_new_locks)
 
 # Providers that botocore consults after every profile-based one: with a profile
 # chosen, the library's provider goes just before the first of these.

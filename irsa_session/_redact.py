@@ -3,17 +3,24 @@
 import logging
 import re
 import threading
-from collections import deque
+import time
+from collections import OrderedDict
 
 from urllib.parse import quote
+
+from . import _fork
 
 __all__ = ["remember", "scrub", "install"]
 
 MASK = "****"
 _SHORTEST = 8  # shorter values are not secrets worth masking everywhere
 
-# Values seen so far (tokens, secret keys, session tokens); a few generations.
-_known = deque(maxlen=48)
+# Values seen (tokens, secret keys, session tokens) -> when last seen.  A value
+# stays masked for longer than any credentials live, however many sets of
+# credentials a process holds; only a runaway count evicts the oldest early.
+_known = OrderedDict()
+_KEEP = 13 * 3600  # seconds: STS's longest session (12 h) and a margin
+_MOST = 4096
 _lock = threading.Lock()
 
 _SECRET_FIELDS = (
@@ -39,15 +46,31 @@ _installed = []
 _formatter = logging.Formatter()
 
 
-def remember(*values):
-    """Mask these values wherever they turn up in a log record from now on."""
+def _new_lock():
+    global _lock
+    _lock = threading.Lock()  # a parent thread may have held it at the fork
+
+
+_fork.after_fork(_new_lock)
+
+
+def remember(*values, **kwargs):
+    """Mask these values wherever they turn up in a log record from now on.
+
+    ``now`` (keyword, monotonic seconds) is for tests.
+    """
+    now = kwargs.get("now")
+    now = time.monotonic() if now is None else now
     with _lock:
         for value in values:
-            if value and len(value) >= _SHORTEST and value not in _known:
-                _known.append(value)
-                escaped = quote(value, safe="")
-                if escaped != value:
-                    _known.append(escaped)
+            if isinstance(value, str) and len(value) >= _SHORTEST:
+                for each in {value, quote(value, safe="")}:
+                    _known.pop(each, None)
+                    _known[each] = now  # most recently seen last
+        while _known and (
+            len(_known) > _MOST or now - next(iter(_known.values())) > _KEEP
+        ):
+            _known.popitem(last=False)
 
 
 def scrub(text):
@@ -56,7 +79,9 @@ def scrub(text):
         _compiled.extend((re.compile(p, flags), r) for p, r, flags in _PATTERNS)
     for pattern, replacement in _compiled:
         text = pattern.sub(replacement, text)
-    for value in tuple(_known):
+    with _lock:
+        known = tuple(_known)
+    for value in known:
         if value in text:
             text = text.replace(value, MASK)
     return text

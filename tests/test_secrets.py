@@ -144,3 +144,16 @@ def test_a_refused_exchange_keeps_its_client_error_as_the_cause(fake_env):
     with pytest.raises(IrsaError) as caught:
         sts.Exchange(config.resolve(), retry=FAST)()
     assert isinstance(caught.value.__cause__, ClientError)
+
+
+def test_values_stay_masked_however_many_credentials_a_process_holds():
+    """Many settings in one process: the oldest secret in use is still masked."""
+    first = "first-secret-value-of-many-0000000000"
+    _redact.remember(first, now=1000.0)
+    for number in range(600):  # 600 sets of credentials, three secrets each
+        _redact.remember(*("secret-%d-%d-abcdefgh" % (number, part) for part in range(3)), now=1000.0 + number)
+    assert _redact.scrub("key=%s" % first) == "key=****"
+    # Long after any credentials could still live, old values make room.
+    _redact.remember("a-later-secret-value-0000", now=1000.0 + 14 * 3600)
+    assert _redact.scrub("key=%s" % first) == "key=%s" % first
+    assert _redact.scrub("a-later-secret-value-0000") == "****"

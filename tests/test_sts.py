@@ -332,3 +332,16 @@ def test_client_factory_trouble_is_a_refresh_error(token_file):
         sts.Exchange(resolved, client_factory=broken, retry=FAST)()
     assert "could not build the STS client" in str(caught.value)
     assert "KeyError" in str(caught.value)
+
+
+def test_the_shared_sts_session_has_nothing_left_to_build_lazily(token_file, fake_sts):
+    """botocore's lazy components race under threads (KeyError): none is left."""
+    from irsa_session import _compat
+
+    settings = config.resolve(role_arn=ROLE_ARN, token_file=token_file, sts_endpoint_url=fake_sts.url, environ={})
+    sts.Exchange(settings, retry=FAST)()
+    (session,) = _compat._sts_session
+    for name in ("_components", "_internal_components"):
+        locator = getattr(session, name, None)
+        if locator is not None:
+            assert locator._deferred == {}, name
