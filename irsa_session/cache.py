@@ -4,18 +4,23 @@ Processes that share a cache directory take a file lock before exchanging, and
 look in the cache again once they hold it; whoever gets the lock first calls
 STS and writes its result atomically, the others read it.  Entries are JSON files
 of mode 0600 in a directory of mode 0700 owned by this user, keyed by a hash of
-the role, the token's ``sub`` and ``aud`` and the session settings (never the
-token itself).  An expired, foreign-owned, loosely permitted or unreadable entry
-is ignored and replaced, never trusted.
+the token itself and the session settings: possession of the same token is the
+proof, so a process that cannot read the pod's token file (or forged a JWT with
+the same claims) never gets its credentials.  An expired, foreign-owned,
+loosely permitted, malformed or unreadable entry is ignored and replaced, never
+trusted.  The directory belongs to one pod (an emptyDir), never to a hostPath
+shared by pods.
 """
 
 import errno
 import hashlib
 import json
 import logging
+import math
 import os
 import stat
 import tempfile
+import threading
 import time
 
 try:
@@ -23,15 +28,17 @@ try:
 except ImportError:  # not on Windows; the cache is for Linux nodes
     fcntl = None
 
-from . import _redact, token
+from . import _fork, _redact, token
 from .credentials import advisory_span
-from .sts import Issued
+from .sts import Issued, odd_value
 
 __all__ = ["NodeCache", "available"]
 
 _FORMAT = 1
 _LOCK_WAIT = 60.0  # seconds to wait for another process's exchange before making our own
 _POLL = 0.05
+_LONGEST_LIFE = 43200 + 60  # seconds: STS's longest session, and a margin for clocks
+_STALE_TEMPORARY = 60.0  # seconds after which a .tmp- file is a killed writer's leftover
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +82,12 @@ class NodeCache(object):
             return issued
 
     def _entry_path(self):
-        claims = token.claims(self._read_token(self.exchange.settings.token_file)) or {}
+        web_token = self._read_token(self.exchange.settings.token_file)
         settings = self.exchange.settings._asdict()
         settings.pop("token_file", None)
         settings.pop("cache_dir", None)
         material = json.dumps(
-            [settings, claims.get("sub"), claims.get("aud"), claims.get("iss")],
+            [settings, hashlib.sha256(web_token.encode("utf-8")).hexdigest()],
             sort_keys=True,
             default=list,
         )
@@ -125,11 +132,13 @@ class NodeCache(object):
                 account_id=data.get("account_id"),
                 issued_at=float(data["issued_at"]),
             )
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         finally:
             if fd is not None:
                 os.close(fd)
+        if not _plausible(issued):
+            return None
         _redact.remember(issued.secret_key, issued.token)
         if self._clock() >= issued.expiry - advisory_span(issued.expiry - issued.issued_at):
             return None  # due for a refresh: not worth sharing
@@ -149,6 +158,58 @@ class NodeCache(object):
                 raise
         except OSError as err:
             logger.warning("could not write node cache entry in %r: %s", self.directory, err)
+        self._sweep()
+
+    def _sweep(self):
+        """Remove what killed writers and old tokens left: stale .tmp- files, dead entries."""
+        now = time.time()
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(".tmp-"):
+                age = _STALE_TEMPORARY
+            elif name.endswith((".json", ".json.lock")):
+                age = _LONGEST_LIFE  # past any credentials' life; locks are touched when taken
+            else:
+                continue
+            path = os.path.join(self.directory, name)
+            try:
+                if now - os.lstat(path).st_mtime > age:
+                    os.unlink(path)
+            except OSError:
+                pass  # another process swept it first
+
+
+def _plausible(issued):
+    """Whether a cache entry's values are ones STS could have issued."""
+    if not (math.isfinite(issued.expiry) and math.isfinite(issued.issued_at)):
+        return False
+    if not 0 < issued.expiry - issued.issued_at <= _LONGEST_LIFE:
+        return False
+    return odd_value(issued.access_key, issued.secret_key, issued.token) is None
+
+
+# Descriptors of the locks this process holds.  A forked child closes its copies:
+# an flock belongs to the open file, so a child's copy would hold the parent's
+# lock for as long as the child lives.
+_held = set()
+_held_lock = threading.Lock()
+
+
+def _close_inherited():
+    global _held_lock
+    _held_lock = threading.Lock()
+    for fd in list(_held):
+        try:
+            os.close(fd)  # closes the child's copy; the parent's lock is untouched
+        except OSError:
+            pass
+    _held.clear()
+
+
+_fork.after_fork(_close_inherited)
 
 
 class _Lock(object):
@@ -159,8 +220,11 @@ class _Lock(object):
         self.fd = None
 
     def __enter__(self):
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with _held_lock:
+                self.fd = os.open(self.path, flags, 0o600)
+                _held.add(self.fd)
         except OSError as err:
             logger.warning("could not open node cache lock %r: %s", self.path, err)
             return self
@@ -168,14 +232,21 @@ class _Lock(object):
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
+                break
             except OSError as err:
                 if err.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
                     logger.warning("node cache lock %r not taken (%s); exchanging anyway", self.path, err)
                     return self
             time.sleep(_POLL)
+        try:
+            os.utime(self.fd)  # a lock in use is never swept as old
+        except (OSError, NotImplementedError, TypeError):
+            pass
+        return self
 
     def __exit__(self, *exc_info):
-        if self.fd is not None:
-            os.close(self.fd)  # closing releases the flock
+        with _held_lock:
+            if self.fd is not None and self.fd in _held:
+                _held.discard(self.fd)
+                os.close(self.fd)  # closing releases the flock
             self.fd = None

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from conftest import FakeClock, ROLE_ARN, make_token
-from irsa_session import ConfigError, assumed_role_session, cache, config, sts
+from irsa_session import ConfigError, assumed_role_session, cache, config, sts, token
 from irsa_session.credentials import ADVISORY, Credentials
 
 pytestmark = pytest.mark.skipif(not cache.available(), reason="needs fcntl file locks")
@@ -90,17 +90,24 @@ def test_a_directory_others_can_read_is_not_used(fake_sts, token_file, tmp_path,
     assert "must be a directory of mode 0700" in caplog.text
 
 
-def test_key_follows_the_token_subject_not_the_token(fake_sts, tmp_path):
+def test_an_entry_serves_only_the_token_that_made_it(fake_sts, tmp_path):
+    """Possession of the token is the proof: the same claims in a forged JWT get nothing."""
     directory = tmp_path / "cache"
-    token_file = tmp_path / "token"
-    token_file.write_text(make_token(sub="system:serviceaccount:a:one"))
-    node_cache(fake_sts, str(token_file), directory)()
-    token_file.write_text(make_token(sub="system:serviceaccount:a:one"))  # rotated, same identity
-    node_cache(fake_sts, str(token_file), directory)()
-    assert fake_sts.call_count == 1
-    token_file.write_text(make_token(sub="system:serviceaccount:b:two"))
-    node_cache(fake_sts, str(token_file), directory)()
-    assert fake_sts.call_count == 2 and len(entries(directory)) == 2
+    real = tmp_path / "token"
+    real.write_text(make_token(sub="system:serviceaccount:a:one"))
+    made = node_cache(fake_sts, str(real), directory)()
+    again = node_cache(fake_sts, str(real), directory)()
+    assert fake_sts.call_count == 1 and again.secret_key == made.secret_key
+    claims = token.claims(real.read_text())
+    forged = tmp_path / "forged"
+    forged.write_text(make_token(**claims))  # same iss, sub, aud, exp and iat; another signature
+    assert token.claims(forged.read_text()) == claims
+    other = node_cache(fake_sts, str(forged), directory)()
+    assert fake_sts.call_count == 2 and other.secret_key != made.secret_key
+    assert fake_sts.calls[-1]["token"] == forged.read_text()
+    real.write_text(make_token(sub="system:serviceaccount:a:one"))  # the kubelet rotated it
+    node_cache(fake_sts, str(real), directory)()
+    assert fake_sts.call_count == 3 and len(entries(directory)) == 3
 
 
 def test_threads_in_one_process_make_one_call(fake_sts, token_file, tmp_path):
@@ -158,3 +165,84 @@ def test_credentials_windows_use_the_original_lifetime(fake_sts, token_file, tmp
     assert fake_sts.call_count == 1
     remaining = (creds.refresh_at - creds.expires_at).total_seconds()
     assert remaining == pytest.approx(-ADVISORY, abs=1)
+
+
+def write_entry(directory, **changes):
+    (name,) = entries(directory)
+    path = directory / name
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"expiry": float("nan")},
+        {"expiry": float("inf")},
+        {"issued_at": float("-inf")},
+        {"expiry": "1e400"},
+        {"issued_at": 0.0},  # a life of decades: no STS issues that
+        {"secret_key": "wJalrXUtnFEMI/K7MDENG\nAWS_PROFILE=evil"},
+        {"access_key": "ASIA EXAMPLE 000000"},
+        {"token": 12345},
+    ],
+    ids=["nan", "inf", "-inf issued", "overflow", "too long a life", "newline", "space", "not text"],
+)
+def test_entries_sts_could_not_have_written_are_ignored(fake_sts, token_file, tmp_path, changes):
+    directory = tmp_path / "cache"
+    node_cache(fake_sts, token_file, directory)()
+    write_entry(directory, **changes)
+    issued = node_cache(fake_sts, token_file, directory)()
+    assert fake_sts.call_count == 2
+    assert issued.access_key == fake_sts.issued[-1]["access_key"]
+
+
+def test_leftovers_of_killed_writers_and_old_tokens_are_swept(fake_sts, token_file, tmp_path):
+    directory = tmp_path / "cache"
+    node_cache(fake_sts, token_file, directory)()
+    old, fresh = directory / ".tmp-killed.json", directory / ".tmp-writing.json"
+    dead, dead_lock = directory / ("0" * 64 + ".json"), directory / ("0" * 64 + ".json.lock")
+    for path in (old, fresh, dead, dead_lock):
+        path.write_text("{}")
+    for path in (old,):
+        os.utime(str(path), (0, os.path.getmtime(str(path)) - 120))
+    for path in (dead, dead_lock):
+        os.utime(str(path), (0, os.path.getmtime(str(path)) - 13 * 3600))
+    (name,) = [n for n in entries(directory) if not n.startswith(("0", ".tmp-"))]
+    clock = FakeClock()
+    clock.tick(3600)  # the live entry is due: the next read exchanges and writes
+    node_cache(fake_sts, token_file, directory, clock)()
+    left = sorted(os.listdir(str(directory)))
+    assert old.name not in left and dead.name not in left and dead_lock.name not in left
+    assert fresh.name in left and name in left and name + ".lock" in left
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_keep_the_lock(fake_sts, token_file, tmp_path):
+    """A child forked during a refresh outlives it: the next refresh does not wait for it."""
+    import time
+
+    directory = tmp_path / "cache"
+    fake_sts.set_mode(delay=0.6)
+    refreshing = threading.Thread(target=node_cache(fake_sts, token_file, directory))
+    refreshing.start()
+    time.sleep(0.3)  # the refresh holds the lock, waiting for STS
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(8)  # outlives the parent's refresh and the next one
+        os._exit(0)
+    try:
+        refreshing.join(10)
+        fake_sts.set_mode(delay=0.0)
+        clock = FakeClock()
+        clock.tick(3600)  # due again: the next caller must take the lock
+        started = time.monotonic()
+        node_cache(fake_sts, token_file, directory, clock)()
+        waited = time.monotonic() - started
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert fake_sts.call_count == 2
+    assert waited < 2.0, "waited %.1f s for a lock the forked child kept" % waited
