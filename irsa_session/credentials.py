@@ -92,6 +92,7 @@ class Credentials(_compat.RefreshableCredentials):
         self._spans = (ADVISORY, MANDATORY)  # of the current credentials
         self._flights = 0  # finished refresh attempts
         self._last_error = None
+        self._last_mandatory = False
         _fork.track(self)
 
     def __repr__(self):
@@ -168,8 +169,9 @@ class Credentials(_compat.RefreshableCredentials):
         with self._refresh_lock:
             if self._clock() < self._due_at:
                 return  # another thread refreshed while this one waited
-            if self._flights != seen and self._last_error is not None:
-                # One STS call per refresh: share the outcome of the one that ran.
+            if self._flights != seen and self._last_error is not None and self._last_mandatory:
+                # One STS call per refresh: share the outcome of the one that ran
+                # (a mandatory one: an advisory try is a single quick attempt).
                 raise RefreshError(
                     str(self._last_error),
                     code=getattr(self._last_error, "code", None),
@@ -178,6 +180,7 @@ class Credentials(_compat.RefreshableCredentials):
             self._attempt(mandatory=True)
 
     def _attempt(self, mandatory):
+        self._last_mandatory = mandatory
         try:
             issued = (self._refresh_using if mandatory else self._advisory_fetch)()
         except Exception as err:

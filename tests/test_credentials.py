@@ -229,3 +229,31 @@ def test_fork_while_a_refresh_holds_the_lock(clock):
     os.waitpid(pid, 0)
     assert ready, "the forked child deadlocked"
     assert os.read(read_end, 100).decode() == "ASIA%016d" % pid
+
+
+def test_a_mandatory_caller_is_not_handed_a_failed_advisory_try(fetch, clock):
+    """The advisory try is one quick attempt; a caller in the mandatory window
+    that waited for it makes the full refresh instead of taking its error."""
+    started, release = threading.Event(), threading.Event()
+
+    def advisory():
+        started.set()
+        release.wait(10)
+        raise RefreshError("one quick try failed (test)", code="Throttling")
+
+    creds = Credentials(fetch, clock=clock, advisory_fetch=advisory)
+    creds.get_frozen_credentials()
+    clock.tick(3600 - ADVISORY + 1)  # advisory window
+    first = threading.Thread(target=creds.get_frozen_credentials)
+    first.start()
+    assert started.wait(5)
+    clock.tick(ADVISORY - MANDATORY)  # now the mandatory window
+    got = []
+    second = threading.Thread(target=lambda: got.append(creds.get_frozen_credentials()))
+    second.start()
+    time.sleep(0.2)  # the second caller is waiting for the advisory try
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert got and got[0].access_key == "ASIAKEY%013d" % 2
+    assert fetch.calls == 2
