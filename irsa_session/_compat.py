@@ -30,6 +30,7 @@ __all__ = [
     "put_first_in_default_chain",
     "place_provider",
     "client_key",
+    "Provider",
 ]
 
 ReadOnlyCredentials = botocore.credentials.ReadOnlyCredentials
@@ -123,14 +124,14 @@ def lru_cache(maxsize):
     return _lru_class[0](maxsize)
 
 
-class _Provider(botocore.credentials.CredentialProvider):
+class Provider(botocore.credentials.CredentialProvider):
     """A link in botocore's credential chain that hands out one credentials object."""
 
     METHOD = "irsa-session"
     CANONICAL_NAME = "irsa-session"
 
     def __init__(self, credentials):
-        super(_Provider, self).__init__()
+        super(Provider, self).__init__()
         self._credentials = credentials
 
     def load(self):
@@ -237,7 +238,7 @@ def use_credentials(botocore_session, credentials):
     """Make ``credentials`` the only thing ``botocore_session`` resolves."""
     botocore_session.register_component(
         "credential_provider",
-        botocore.credentials.CredentialResolver(providers=[_Provider(credentials)]),
+        botocore.credentials.CredentialResolver(providers=[Provider(credentials)]),
     )
 
 
@@ -307,7 +308,7 @@ def put_first_in_default_chain(credentials):
             resolver = original(session, *args, **kwargs)
             installed = _chain["credentials"]
             if installed is not None:
-                place_provider(resolver.providers, _Provider(installed), session)
+                place_provider(resolver.providers, Provider(installed), session)
             return resolver
 
         create_credential_resolver.__wrapped__ = original

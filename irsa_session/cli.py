@@ -31,7 +31,7 @@ import botocore.session
 import botocore.utils
 from botocore.config import Config
 
-from . import _redact, config, sts, token
+from . import _compat, _redact, config, sts, token
 from ._version import __version__
 from .config import (
     DEFAULT_REGION,
@@ -472,7 +472,9 @@ def _sources(role_arn, role_from, path, path_from, env):
             "%s=%s: botocore's chain reads this profile of the shared config and credentials "
             "files; irsa_session's session ignores it" % (PROFILE, env[PROFILE].strip())
         )
-    chain, winner, problem, note = _botocore_chain(env)
+    chain, winner, problem, note, installed_chain, installed_winner = _botocore_chain(
+        env, irsa=not missing
+    )
     if note:
         lines.append(note)
     if problem:
@@ -491,6 +493,11 @@ def _sources(role_arn, role_from, path, path_from, env):
     else:
         lines.append("irsa_session falls back to boto3's default chain: IRSA is not configured")
     lines.append("plain boto3 (botocore's chain: %s) uses %s" % (", ".join(chain), winner))
+    if not missing:
+        lines.append(
+            "after irsa_session.install(), plain boto3 (chain: %s) uses %s"
+            % (", ".join(installed_chain), installed_winner)
+        )
     return _finding(
         "credential-sources", status, "\n".join(lines), "\n".join(fixes) or None,
         present=present,
@@ -498,6 +505,8 @@ def _sources(role_arn, role_from, path, path_from, env):
         irsa_session_uses="default-chain" if missing else "irsa",
         botocore_chain=chain,
         botocore_chain_uses=winner,
+        installed_chain=installed_chain if not missing else None,
+        installed_chain_uses=installed_winner if not missing else None,
     )
 
 
@@ -514,20 +523,32 @@ def _node_role(env):
     return line
 
 
-def _botocore_chain(env):
-    """(botocore's provider names in order, what wins, a problem, a note).
+class _Marker(object):
+    """Stands for the library's provider when placing it in a copy of the chain."""
+
+    METHOD = _compat.Provider.METHOD
+
+
+def _botocore_chain(env, irsa=False):
+    """(botocore's provider names in order, what wins, a problem, a note, and the
+    chain and winner after ``install()``).
 
     Builds botocore's own resolver without asking any provider for credentials and
-    reads only the local config files.
+    reads only the local config files.  The installed chain places the library's
+    provider exactly as ``install()`` does.
     """
     problem = note = None
     chain = ["env", "assume-role", "shared-credentials-file", "config-file", "container-role"]
     chain.append("iam-role")
+    installed = list(chain)
     profile, keys = {}, {}
     try:
         session = botocore.session.Session()
         resolver = botocore.credentials.create_credential_resolver(session)
         chain = [getattr(each, "METHOD", type(each).__name__) for each in resolver.providers]
+        providers = list(resolver.providers)
+        _compat.place_provider(providers, _Marker(), session)
+        installed = [getattr(each, "METHOD", type(each).__name__) for each in providers]
         profile = session.get_scoped_config()
         path = os.path.expanduser(session.get_config_variable("credentials_file") or "")
         if os.path.isfile(path):
@@ -538,7 +559,7 @@ def _botocore_chain(env):
             "%s: every botocore session in this process, irsa_session's too, raises "
             "ProfileNotFound when it makes a client" % err
         )
-        return chain, "nothing: ProfileNotFound", problem, None
+        return chain, "nothing: ProfileNotFound", problem, None, chain, "nothing: ProfileNotFound"
     except Exception as err:  # a malformed config file; botocore will complain too
         note = "botocore could not read its configuration: %s" % _redact.scrub(str(err))
     container = env.get(CONTAINER_URI, "").strip() or env.get(CONTAINER_RELATIVE_URI, "").strip()
@@ -569,14 +590,21 @@ def _botocore_chain(env):
         "config-file": profile.get("aws_access_key_id") and "the profile's keys in the config file",
         "container-role": container and "the container credentials endpoint (%s)" % container,
     }
-    for method in chain:
-        if found.get(method):
-            return chain, found[method], problem, note
     disabled = env.get(METADATA_DISABLED, "").strip().lower() == "true"
     if disabled and hasattr(botocore.utils, "IMDSFetcher"):
-        return chain, "nothing (instance metadata is disabled): NoCredentialsError", problem, note
-    winner = "the node's role through instance metadata if reachable (not probed), else nothing"
-    return chain, winner, problem, note
+        last = "nothing (instance metadata is disabled): NoCredentialsError"
+    else:
+        last = "the node's role through instance metadata if reachable (not probed), else nothing"
+    winner = next((found[method] for method in chain if found.get(method)), last)
+    if irsa:
+        found[_Marker.METHOD] = "IRSA, through irsa_session's provider"
+        if _set(env, PROFILE):  # botocore's web identity then reads only the profile
+            found["assume-role-with-web-identity"] = (
+                profile.get("web_identity_token_file") and profile.get("role_arn")
+                and "the profile's web_identity_token_file, through botocore's provider"
+            )
+    installed_winner = next((found[method] for method in installed if found.get(method)), last)
+    return chain, winner, problem, note, installed, installed_winner
 
 
 def _botocore():

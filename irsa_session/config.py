@@ -287,8 +287,9 @@ def _check_cache_dir(path):
     path = os.path.expanduser(path)
     if not os.path.isabs(path):
         raise ConfigError(
-            "cache directory %r (cache_dir or %s) must be an absolute path, such as "
-            "/tmp/irsa-session-cache" % (path, CACHE_DIR)
+            "cache directory %r (cache_dir or %s) must be an absolute path of a "
+            "directory private to this pod, such as an emptyDir volume mounted at "
+            "/var/run/irsa-session (never a hostPath shared by pods)" % (path, CACHE_DIR)
         )
     return path
 

@@ -311,6 +311,8 @@ def test_doctor_static_keys_warn_but_irsa_still_works(cli, fake_env, web_token):
     assert sources["status"] == "warn"
     assert "in botocore's own chain they win over IRSA, but irsa_session's session ignores them" in sources["detail"]
     assert "AKIAIOSFODNN7EXAMPLE" in sources["botocore_chain_uses"]
+    assert "AKIAIOSFODNN7EXAMPLE" in sources["installed_chain_uses"]  # install() keeps them first
+    assert "after irsa_session.install(), plain boto3" in sources["detail"]
     assert result.finding("exchange")["status"] == "ok"
     assert secret not in result.text
     assert_no_secrets(result, fake_env, web_token)
@@ -672,3 +674,21 @@ def test_doctor_names_pod_identity(cli, fake_env):
     assert sources["present"] == ["irsa", "pod-identity"]
     assert "EKS Pod Identity: AWS_CONTAINER_CREDENTIALS_FULL_URI=" in sources["detail"]
     assert sources["irsa_session_uses"] == "irsa"
+
+
+def test_doctor_says_what_install_gives_unchanged_code(cli, fake_env, web_token, tmp_path):
+    sources = cli("doctor", "--json").finding("credential-sources")
+    assert sources["installed_chain_uses"] == "IRSA, through irsa_session's provider"
+    chain = sources["installed_chain"]
+    assert chain.index("irsa-session") < chain.index("container-role") < chain.index("iam-role")
+    (tmp_path / "credentials").write_text(
+        "[team]\naws_access_key_id = AKIAPROFILEKEY000001\naws_secret_access_key = x\n"
+    )
+    (tmp_path / "config").write_text("[profile team]\n")
+    files = {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "AWS_PROFILE": "team",
+    }
+    sources = cli("doctor", "--json", extra=files).finding("credential-sources")
+    assert sources["installed_chain_uses"] == "the profile's keys in the shared credentials file"
