@@ -192,7 +192,7 @@ def tests_newest_313(session):
 @nox.session(name="tests-vendored", python="3.7", venv_backend="venv")
 def tests_vendored(session):
     """Python 3.7, boto3 1.4.8, no cachetools, package copied in as a vendored folder."""
-    session.install(*LEGACY, "pytest")
+    session.install(*LEGACY, "pytest", "hypothesis")
     # -I: neither the cwd (the repo root) nor PYTHONPATH may make these importable.
     session.run("python", "-I", "-c", "import cachetools", success_codes=[1], silent=True)
     session.run("python", "-I", "-c", "import irsa_session", success_codes=[1], silent=True)

@@ -8,6 +8,7 @@ Standard library and boto3 only, in Python 3.7 syntax, so it runs in old images.
 
 import argparse
 import datetime
+import difflib
 import email.utils
 import json
 import os
@@ -338,16 +339,28 @@ def _run_trust_policy(args):
 
 
 def _run_doctor(args):
-    findings = doctor(args.role_arn, args.token_file, args.region, args.sts_endpoint_url)
+    report = None
+    if not args.json:
+        sys.stdout.write(_header())
+        sys.stdout.flush()
+
+        def report(found):  # each finding as it is found: no silence during STS retries
+            sys.stdout.write(_render_one(found))
+            sys.stdout.flush()
+
+    findings = doctor(args.role_arn, args.token_file, args.region, args.sts_endpoint_url, report=report)
     ok = not any(found["status"] == FAIL for found in findings)
     if args.json:
         sys.stdout.write(json.dumps({"ok": ok, "findings": findings}, indent=2) + "\n")
     else:
-        sys.stdout.write(_render(findings, ok))
+        sys.stdout.write(_verdict(findings, ok))
     return 0 if ok else 1
 
 
-def doctor(role_arn=None, token_file=None, region_name=None, sts_endpoint_url=None, environ=None):
+def doctor(
+    role_arn=None, token_file=None, region_name=None, sts_endpoint_url=None, environ=None,
+    report=None,
+):
     """What is wrong with IRSA in this process: a list of findings (dicts), in order.
 
     Each has ``check``, ``status`` (ok, warn, fail, info or skipped), ``detail``, ``fix``
@@ -355,36 +368,38 @@ def doctor(role_arn=None, token_file=None, region_name=None, sts_endpoint_url=No
     environment, as in :func:`irsa_session.assumed_role_session`.  Makes at most one
     AssumeRoleWithWebIdentity call (with the library's retries) and one
     GetCallerIdentity call; never probes instance metadata; reports no secret.
+    ``report(finding)``, if given, is called with each finding as soon as it is made.
     """
     env = os.environ if environ is None else environ
+    findings = []
+
+    def add(*found):
+        for each in found:
+            findings.append(each)
+            if report is not None:
+                report(each)
+
     role_arn, role_from = _pick(role_arn, "--role-arn", env, ROLE_ARN)
     path, path_from = _pick(token_file, "--token-file", env, TOKEN_FILE)
+    add(_sources(role_arn, role_from, path, path_from, env), _botocore())
     token_found, web_token = _token_file(path, path_from)
+    add(token_found)
     claims_found, claims = _claims(web_token)
-    role_found = _role(role_arn, role_from)
-    endpoint_found = _endpoint(region_name, sts_endpoint_url, env)
-    findings = [
-        _sources(role_arn, role_from, path, path_from, env),
-        _botocore(),
-        token_found,
-        claims_found,
-        role_found,
-        endpoint_found,
-    ]
+    add(claims_found, _role(role_arn, role_from), _endpoint(region_name, sts_endpoint_url, env))
     blockers = [found["check"] for found in findings[2:] if found["status"] in (FAIL, SKIPPED)]
     if blockers:
         why = "skipped: %s did not pass" % ", ".join(blockers)
-        return findings + [
-            _finding(check, SKIPPED, why) for check in ("exchange", "caller-identity", "clock-skew")
-        ]
+        add(*[_finding(check, SKIPPED, why) for check in ("exchange", "caller-identity", "clock-skew")])
+        return findings
     try:
         settings = config.resolve(
             role_arn, path, None, region_name, None, sts_endpoint_url, environ=env
         )
     except ConfigError as err:  # one no check above covers, such as IRSA_SESSION_CACHE_DIR
-        findings.append(_finding("settings", FAIL, str(err), "fix the setting it names"))
+        add(_finding("settings", FAIL, str(err), "fix the setting it names"))
         return findings
-    return findings + _exchange(settings, claims)
+    add(*_exchange(settings, claims))
+    return findings
 
 
 def _finding(check, status, detail, fix=None, **fields):
@@ -676,6 +691,12 @@ def _token_file(path, where):
 def _token_fix(err, me):
     cause = err.__cause__
     if isinstance(cause, FileNotFoundError):
+        nearby = _nearby(err.path)
+        if nearby:
+            return (
+                "no such file, but %s is there: set %s (or --token-file) to it if that is the "
+                "projected token" % (" or ".join(nearby), TOKEN_FILE)
+            )
         return (
             "check that the pod's service account has the eks.amazonaws.com/role-arn "
             "annotation and the pod its aws-iam-token projected volume; restart the pod"
@@ -688,6 +709,22 @@ def _token_fix(err, me):
     if isinstance(cause, IsADirectoryError):
         return "point %s at the token file inside the directory" % TOKEN_FILE
     return "point %s at the projected token (%s)" % (TOKEN_FILE, DEFAULT_TOKEN_PATH)
+
+
+def _nearby(path):
+    """Files beside ``path`` (or the webhook's path) that a mistyped path may have meant."""
+    found = []
+    folder, name = os.path.split(path or "")
+    try:
+        found = [
+            os.path.join(folder, match)
+            for match in difflib.get_close_matches(name, sorted(os.listdir(folder)), n=2, cutoff=0.6)
+        ]
+    except OSError:
+        pass
+    if not found and path != DEFAULT_TOKEN_PATH and os.path.isfile(DEFAULT_TOKEN_PATH):
+        found = [DEFAULT_TOKEN_PATH]
+    return found
 
 
 def _process_ids():
@@ -838,7 +875,32 @@ def _endpoint(region_name, sts_endpoint_url, env):
         )
         return _finding("sts-endpoint", OK, detail, reason="legacy", **fields)
     detail = "%s, the regional endpoint of %s (from %s)" % (url, region, region_from)
+    known = _known_regions()
+    if known and region not in known:
+        near = difflib.get_close_matches(region, sorted(known), n=1, cutoff=0.8)
+        if near:
+            detail += "; botocore %s knows no region %s: did you mean %s?" % (
+                botocore.__version__, region, near[0],
+            )
+            fix = "set %s (or --region) to %s" % (region_from, near[0])
+            return _finding("sts-endpoint", FAIL, detail, fix, reason="unknown-region", **fields)
+        detail += (
+            "; botocore %s knows no region %s (a region newer than this botocore, or a "
+            "typo)" % (botocore.__version__, region)
+        )
+        fix = "check %s: the exchange below fails after its retries if the region does not exist" % region_from
+        return _finding("sts-endpoint", WARN, detail, fix, reason="unknown-region", **fields)
     return _finding("sts-endpoint", OK, detail, reason="regional", **fields)
+
+
+def _known_regions():
+    """Every region of every partition in botocore's endpoint data (empty if unreadable)."""
+    try:
+        loader = botocore.session.get_session().get_component("data_loader")
+        partitions = loader.load_data("endpoints").get("partitions", [])
+    except Exception:  # no data: no check rather than a false alarm
+        return frozenset()
+    return frozenset(region for each in partitions for region in each.get("regions", {}))
 
 
 # 6. The exchange, GetCallerIdentity and the clock; 7. the trust policy on AccessDenied.
@@ -980,28 +1042,32 @@ def _trust(role_arn, claims):
     return _finding("trust-policy", INFO, detail, statement=policy["Statement"][0])
 
 
-def _render(findings, ok):
-    versions = [found for found in findings if found["check"] == "botocore"][0]["versions"]
-    out = [
+def _header():
+    versions = _botocore()["versions"]
+    return (
         "irsa-session doctor: irsa_session %(irsa_session)s, boto3 %(boto3)s, "
         "botocore %(botocore)s, Python %(python)s\n\n" % versions
-    ]
+    )
+
+
+def _render_one(found):
     indent = " " * 11
-    for found in findings:
-        lines = found["detail"].split("\n")
-        out.append("%-10s %s: %s\n" % ("[%s]" % found["status"], found["check"], lines[0]))
-        if "statement" in found:
-            lines += json.dumps(found["statement"], indent=2).split("\n")
-        if found["fix"]:
-            fixes = found["fix"].split("\n")
-            lines += ["fix: " + fixes[0]] + ["     " + fix for fix in fixes[1:]]
-        out.extend(indent + line + "\n" for line in lines[1:])
-    if ok:
-        out.append("\nOK: IRSA works in this process.\n")
-    else:
-        failed = [found["check"] for found in findings if found["status"] == FAIL]
-        out.append("\nPROBLEMS: %s failed.\n" % ", ".join(failed))
+    lines = found["detail"].split("\n")
+    out = ["%-10s %s: %s\n" % ("[%s]" % found["status"], found["check"], lines[0])]
+    if "statement" in found:
+        lines += json.dumps(found["statement"], indent=2).split("\n")
+    if found["fix"]:
+        fixes = found["fix"].split("\n")
+        lines += ["fix: " + fixes[0]] + ["     " + fix for fix in fixes[1:]]
+    out.extend(indent + line + "\n" for line in lines[1:])
     return "".join(out)
+
+
+def _verdict(findings, ok):
+    if ok:
+        return "\nOK: IRSA works in this process.\n"
+    failed = [found["check"] for found in findings if found["status"] == FAIL]
+    return "\nPROBLEMS: %s failed.\n" % ", ".join(failed)
 
 
 def _utc(epoch):

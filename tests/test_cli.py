@@ -692,3 +692,47 @@ def test_doctor_says_what_install_gives_unchanged_code(cli, fake_env, web_token,
     }
     sources = cli("doctor", "--json", extra=files).finding("credential-sources")
     assert sources["installed_chain_uses"] == "the profile's keys in the shared credentials file"
+
+
+def test_doctor_catches_a_mistyped_region_before_any_retry(cli, fake_env, web_token):
+    env = dict(os.environ)
+    env.pop("AWS_ENDPOINT_URL_STS")  # the region picks the endpoint
+    env["AWS_REGION"] = "us-wset-2"
+    started = time.monotonic()
+    result = cli("doctor", "--json", env=env)
+    assert time.monotonic() - started < 30
+    assert result.code == 1
+    found = result.finding("sts-endpoint")
+    assert found["status"] == "fail" and found["reason"] == "unknown-region"
+    assert "did you mean us-west-2?" in found["detail"] and "AWS_REGION" in found["fix"]
+    assert result.finding("exchange")["status"] == "skipped"
+
+
+def test_doctor_names_the_file_beside_a_mistyped_token_path(cli, fake_env, token_file):
+    mistyped = os.path.join(os.path.dirname(token_file), "tokne")
+    result = cli("doctor", "--json", "--token-file", mistyped)
+    assert result.code == 1
+    found = result.finding("token-file")
+    assert found["status"] == "fail" and "does not exist" in found["detail"]
+    assert token_file in found["fix"] and "annotation" not in found["fix"]
+
+
+def test_doctor_prints_each_finding_as_it_is_found(fake_env, web_token, tmp_path):
+    fake_env.set_mode(delay=4.0)  # STS answers slowly: the first findings come before it
+    child = subprocess.Popen(
+        [sys.executable, "-m", "irsa_session", "doctor"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, universal_newlines=True, cwd=str(tmp_path),
+    )
+    try:
+        started = time.monotonic()
+        seen = ""
+        while "sts-endpoint" not in seen and time.monotonic() - started < 20:
+            seen += child.stdout.readline()
+        shown_after = time.monotonic() - started
+        assert "[ok]       token-file" in seen and child.poll() is None
+        out, _ = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert "exchange" in out and child.returncode == 0
+    assert shown_after < time.monotonic() - started - 1  # well before the end
