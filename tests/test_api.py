@@ -84,9 +84,15 @@ def test_star_import_gives_the_exported_names():
 def test_exported_names_match_the_table_in_api_md():
     with open(API_MD) as handle:
         text = handle.read()
-    section = text.split("## Names exported", 1)[1].split("\n## ", 1)[0]
-    names = re.findall(r"^\|\s*`([A-Za-z_][A-Za-z0-9_]*)", section, re.M)
-    assert sorted(names) == sorted(EXPORTED)
+    def names(heading):
+        section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+        return set(re.findall(r"^\|\s*`([A-Za-z_][A-Za-z0-9_]*)", section, re.M))
+
+    exported, coming = names("## Names exported"), names("## Names the open issues add")
+    # Every exported name of the contract is here; a name an open issue adds may be
+    # exported before the contract's table lists it, and nothing else may.
+    assert exported <= set(EXPORTED)
+    assert set(EXPORTED) - exported <= coming, set(EXPORTED) - exported - coming
 
 
 # -- version -----------------------------------------------------------------
