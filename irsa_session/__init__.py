@@ -12,6 +12,7 @@ __all__ = [
     "assumed_role_session",
     "refreshable_credentials",
     "install",
+    "pod_identity_session",
     "IrsaError",
     "ConfigError",
     "TokenFileError",
@@ -21,7 +22,13 @@ __all__ = [
 
 from ._version import __version__
 from .errors import ConfigError, IrsaError, RefreshError, TokenFileError
-from .sessions import assumed_role_session, default_session, install, refreshable_credentials
+from .sessions import (
+    assumed_role_session,
+    default_session,
+    install,
+    pod_identity_session,
+    refreshable_credentials,
+)
 
 
 def __getattr__(name):

@@ -82,7 +82,11 @@ class NodeCache(object):
             return issued
 
     def _entry_path(self):
-        web_token = self._read_token(self.exchange.settings.token_file)
+        proof = getattr(self.exchange, "proof", None)
+        if proof is not None:
+            web_token = proof()  # the token the source sends, however it gets it
+        else:
+            web_token = self._read_token(self.exchange.settings.token_file)
         settings = self.exchange.settings._asdict()
         settings.pop("token_file", None)
         settings.pop("cache_dir", None)

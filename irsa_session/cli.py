@@ -60,9 +60,9 @@ SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
 SESSION_TOKEN = "AWS_SESSION_TOKEN"
 PROFILE = "AWS_PROFILE"
 CONFIG_FILE = "AWS_CONFIG_FILE"
-CONTAINER_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
-CONTAINER_RELATIVE_URI = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
-POD_IDENTITY_TOKEN_FILE = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+CONTAINER_URI = config.CONTAINER_FULL_URI
+CONTAINER_RELATIVE_URI = config.CONTAINER_RELATIVE_URI
+POD_IDENTITY_TOKEN_FILE = config.CONTAINER_TOKEN_FILE
 METADATA_DISABLED = "AWS_EC2_METADATA_DISABLED"
 
 SKEW_WARN = 60  # seconds
@@ -237,14 +237,22 @@ def _dotenv_quote(value):
 
 def _credentials(args):
     """(frozen credentials, expiry in seconds since the epoch), from the library's registry."""
-    from .sessions import refreshable_credentials
+    from .sessions import _credentials_for, refreshable_credentials
 
-    credentials = refreshable_credentials(
-        role_arn=args.role_arn,
-        token_file=args.token_file,
-        region_name=args.region,
+    irsa = config.resolve(
+        role_arn=args.role_arn, token_file=args.token_file, region_name=args.region,
         sts_endpoint_url=args.sts_endpoint_url,
     )
+    pod_identity = config.resolve_pod_identity(region_name=args.region) if config.missing(irsa) else None
+    if pod_identity is not None:  # IRSA wins when both are set, as for the session
+        credentials = _credentials_for(pod_identity)
+    else:
+        credentials = refreshable_credentials(
+            role_arn=args.role_arn,
+            token_file=args.token_file,
+            region_name=args.region,
+            sts_endpoint_url=args.sts_endpoint_url,
+        )
     frozen = credentials.get_frozen_credentials()
     return frozen, (credentials.expires_at - _EPOCH).total_seconds()
 
@@ -382,6 +390,9 @@ def doctor(
     role_arn, role_from = _pick(role_arn, "--role-arn", env, ROLE_ARN)
     path, path_from = _pick(token_file, "--token-file", env, TOKEN_FILE)
     add(_sources(role_arn, role_from, path, path_from, env), _botocore())
+    if (role_arn is None or path is None) and _pod_identity_set(env):
+        add(*_pod_identity(region_name, env))
+        return findings
     token_found, web_token = _token_file(path, path_from)
     add(token_found)
     claims_found, claims = _claims(web_token)
@@ -430,11 +441,14 @@ def _sources(role_arn, role_from, path, path_from, env):
     """Which sources are present, and which wins, for irsa_session and for plain boto3."""
     status, fixes, lines, present = OK, [], [], []
     missing = [name for name, value in ((ROLE_ARN, role_arn), (TOKEN_FILE, path)) if not value]
+    pod_identity = _pod_identity_set(env)
     if not missing:
         present.append("irsa")
         lines.append(
             "IRSA: role ARN (from %s) and token file (from %s) are set" % (role_from, path_from)
         )
+    elif pod_identity:
+        lines.append("IRSA: %s unset" % " and ".join(missing))
     else:
         status = FAIL
         lines.append(
@@ -488,7 +502,7 @@ def _sources(role_arn, role_from, path, path_from, env):
             "files; irsa_session's session ignores it" % (PROFILE, env[PROFILE].strip())
         )
     chain, winner, problem, note, installed_chain, installed_winner = _botocore_chain(
-        env, irsa=not missing
+        env, irsa=not missing, pod_identity=bool(missing) and pod_identity
     )
     if note:
         lines.append(note)
@@ -502,13 +516,18 @@ def _sources(role_arn, role_from, path, path_from, env):
     lines.append(_node_role(env))
     if not missing:
         lines.append(
-            "irsa_session uses IRSA: it reads %s and %s itself and ignores the other sources"
-            % (ROLE_ARN, TOKEN_FILE)
+            "irsa_session uses IRSA: it reads %s and %s itself and ignores the other sources%s"
+            % (ROLE_ARN, TOKEN_FILE, " (IRSA wins over EKS Pod Identity)" if pod_identity else "")
+        )
+    elif pod_identity:
+        lines.append(
+            "irsa_session uses EKS Pod Identity: it fetches from the agent itself, on every "
+            "botocore (IRSA is not configured)"
         )
     else:
         lines.append("irsa_session falls back to boto3's default chain: IRSA is not configured")
     lines.append("plain boto3 (botocore's chain: %s) uses %s" % (", ".join(chain), winner))
-    if not missing:
+    if not missing or pod_identity:
         lines.append(
             "after irsa_session.install(), plain boto3 (chain: %s) uses %s"
             % (", ".join(installed_chain), installed_winner)
@@ -517,11 +536,11 @@ def _sources(role_arn, role_from, path, path_from, env):
         "credential-sources", status, "\n".join(lines), "\n".join(fixes) or None,
         present=present,
         missing=missing,
-        irsa_session_uses="default-chain" if missing else "irsa",
+        irsa_session_uses="irsa" if not missing else "pod-identity" if pod_identity else "default-chain",
         botocore_chain=chain,
         botocore_chain_uses=winner,
-        installed_chain=installed_chain if not missing else None,
-        installed_chain_uses=installed_winner if not missing else None,
+        installed_chain=installed_chain if not missing or pod_identity else None,
+        installed_chain_uses=installed_winner if not missing or pod_identity else None,
     )
 
 
@@ -544,7 +563,7 @@ class _Marker(object):
     METHOD = _compat.Provider.METHOD
 
 
-def _botocore_chain(env, irsa=False):
+def _botocore_chain(env, irsa=False, pod_identity=False):
     """(botocore's provider names in order, what wins, a problem, a note, and the
     chain and winner after ``install()``).
 
@@ -611,6 +630,8 @@ def _botocore_chain(env, irsa=False):
     else:
         last = "the node's role through instance metadata if reachable (not probed), else nothing"
     winner = next((found[method] for method in chain if found.get(method)), last)
+    if pod_identity:
+        found[_Marker.METHOD] = "EKS Pod Identity, through irsa_session's provider"
     if irsa:
         found[_Marker.METHOD] = "IRSA, through irsa_session's provider"
         if _set(env, PROFILE):  # botocore's web identity then reads only the profile
@@ -644,6 +665,67 @@ def _botocore():
         "python": platform.python_version(),
     }
     return _finding("botocore", INFO, detail, web_identity_provider=has, versions=versions)
+
+
+def _pod_identity_set(env):
+    return _set(env, CONTAINER_URI) or _set(env, CONTAINER_RELATIVE_URI)
+
+
+def _pod_identity(region_name, env):
+    """EKS Pod Identity end to end: its settings, its token, one fetch from the agent."""
+    from .pod_identity import Agent
+
+    try:
+        settings = config.resolve_pod_identity(region_name=region_name, environ=env)
+    except ConfigError as err:
+        fix = "point %s at the Pod Identity agent (http://169.254.170.23/v1/credentials)" % CONTAINER_URI
+        return [_finding("pod-identity", FAIL, str(err), fix)]
+    findings = [_finding(
+        "pod-identity", OK,
+        "the agent at %s; token from %s" % (
+            settings.full_uri,
+            settings.token_file or (config.CONTAINER_TOKEN if settings.literal_token else "nowhere"),
+        ),
+        url=settings.full_uri,
+    )]
+    agent = Agent(settings)
+    if settings.token_file is not None:
+        try:
+            web_token = agent.proof()
+        except TokenFileError as err:
+            nearby = _nearby(err.path)
+            fix = (
+                "set %s to %s" % (POD_IDENTITY_TOKEN_FILE, " or ".join(nearby)) if nearby
+                else "check the pod's Pod Identity association, and restart the pod"
+            )
+            return findings + [
+                _finding("pod-identity-token", FAIL, str(err), fix, path=settings.token_file),
+                _finding("pod-identity-agent", SKIPPED, "skipped: no token to send"),
+            ]
+        claims = token.claims(web_token) or {}
+        findings.append(_finding(
+            "pod-identity-token", OK,
+            "%s: %d bytes, sub %s, expires %s" % (
+                settings.token_file, len(web_token), claims.get("sub", "<none>"),
+                _utc(claims["exp"]) if isinstance(claims.get("exp"), (int, float)) else "<no exp>",
+            ),
+            path=settings.token_file,
+        ))
+    try:
+        issued = agent()
+    except Exception as err:  # the library's RefreshError
+        detail = str(err) if isinstance(err, IrsaError) else "%s: %s" % (type(err).__name__, err)
+        return findings + [_finding(
+            "pod-identity-agent", FAIL, _redact.scrub(detail), "do what the message says",
+            attempts=getattr(err, "attempts", None),
+        )]
+    return findings + [_finding(
+        "pod-identity-agent", OK,
+        "the agent issued credentials: access key id %s, account %s, expiring %s (%s); %d call%s"
+        % (issued.access_key, issued.account_id, _utc(issued.expiry), _until(issued.expiry),
+           agent.calls, "s"[: agent.calls - 1]),
+        access_key_id=issued.access_key, expiration=_utc(issued.expiry), calls=agent.calls,
+    )]
 
 
 # 2. The token file.

@@ -20,6 +20,12 @@ __all__ = [
     "ENDPOINT_URL",
     "STS_REGIONAL_ENDPOINTS",
     "IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "CONTAINER_FULL_URI",
+    "CONTAINER_RELATIVE_URI",
+    "CONTAINER_TOKEN_FILE",
+    "CONTAINER_TOKEN",
+    "PodIdentitySettings",
+    "resolve_pod_identity",
     "CACHE_DIR",
     "Settings",
     "resolve",
@@ -44,6 +50,13 @@ ENDPOINT_URL_STS = "AWS_ENDPOINT_URL_STS"
 ENDPOINT_URL = "AWS_ENDPOINT_URL"
 #: ``regional`` (the default here) or ``legacy`` (the global endpoint).
 STS_REGIONAL_ENDPOINTS = "AWS_STS_REGIONAL_ENDPOINTS"
+#: EKS Pod Identity (and ECS): the agent's URL, or a path on 169.254.170.2...
+CONTAINER_FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+CONTAINER_RELATIVE_URI = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
+#: ...and what goes in its Authorization header: a token file the kubelet
+#: rotates (read at every fetch), else a literal token.
+CONTAINER_TOKEN_FILE = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+CONTAINER_TOKEN = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
 #: ``true`` makes the endpoint variables above ignored, as in botocore.
 IGNORE_CONFIGURED_ENDPOINT_URLS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
 #: Directory of the opt-in node-wide credential cache (irsa_session's own).
@@ -136,6 +149,92 @@ def resolve(
         policy_arns=_check_policy_arns(policy_arns),
         cache_dir=_check_cache_dir(_pick(cache_dir, "cache_dir", env, CACHE_DIR)),
     )
+
+
+PodIdentitySettings = namedtuple(
+    "PodIdentitySettings", "source full_uri token_file literal_token region_name cache_dir"
+)
+PodIdentitySettings.__doc__ = (
+    "The effective settings of EKS Pod Identity credentials; secret-free "
+    "(``literal_token`` only says that %s is to be read at each fetch)." % CONTAINER_TOKEN
+)
+_POD_IDENTITY = "pod-identity"
+# Hosts the token may go to over plain http, as in botocore: ECS's and the EKS Pod
+# Identity agent's link-local addresses; loopback is allowed too.
+_CONTAINER_HOSTS = frozenset(["169.254.170.2", "169.254.170.23", "fd00:ec2::23"])
+_RELATIVE_HOST = "http://169.254.170.2"
+
+
+def resolve_pod_identity(full_uri=None, token_file=None, region_name=None, cache_dir=None, environ=None):
+    """The effective :class:`PodIdentitySettings`, or None if no agent URL is set.
+
+    The URL comes from ``full_uri``, else ``AWS_CONTAINER_CREDENTIALS_FULL_URI``,
+    else ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`` on 169.254.170.2; raise
+    ConfigError naming the setting if the token must not go there.
+    """
+    env = os.environ if environ is None else environ
+    url, source = _pick(full_uri, "full_uri", env), "full_uri"
+    if url is None:
+        url, source = _pick(None, None, env, CONTAINER_FULL_URI), CONTAINER_FULL_URI
+    if url is None:
+        relative = _pick(None, None, env, CONTAINER_RELATIVE_URI)
+        if relative is None:
+            return None
+        url, source = _RELATIVE_HOST + "/" + relative.lstrip("/"), CONTAINER_RELATIVE_URI
+    problem = _container_problem(url)
+    if problem:
+        raise ConfigError(
+            "EKS Pod Identity URL %r (here from %s; set by full_uri, %s or %s) %s"
+            % (_shown(url), source, CONTAINER_FULL_URI, CONTAINER_RELATIVE_URI, problem)
+        )
+    token_file = _pick(token_file, "token_file", env, CONTAINER_TOKEN_FILE)
+    if token_file is not None and not os.path.isabs(token_file):
+        raise ConfigError(
+            "Pod Identity token file %r (token_file or %s) must be an absolute path; EKS "
+            "sets /var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"
+            % (token_file, CONTAINER_TOKEN_FILE)
+        )
+    literal = token_file is None and bool(env.get(CONTAINER_TOKEN, "").strip())
+    if literal and any(char in env[CONTAINER_TOKEN].strip() for char in "\r\n"):
+        raise ConfigError(
+            "%s holds a line break: a header value cannot (its value is not shown)"
+            % CONTAINER_TOKEN
+        )
+    region_name = _pick(region_name, "region_name", env, REGION, DEFAULT_REGION)
+    if region_name is not None and not _REGION.match(region_name):
+        raise ConfigError(
+            "region %r (region_name, %s or %s) is not a region name such as "
+            "'us-west-2'" % (region_name, REGION, DEFAULT_REGION)
+        )
+    return PodIdentitySettings(
+        source=_POD_IDENTITY,
+        full_uri=url,
+        token_file=token_file,
+        literal_token=literal,
+        region_name=region_name,
+        cache_dir=_check_cache_dir(_pick(cache_dir, "cache_dir", env, CACHE_DIR)),
+    )
+
+
+def _container_problem(url):
+    """Why credentials must not be fetched from ``url`` (botocore's rule), or None."""
+    if not re.match(r"^https?://[^/?#\s]+(/[^#\s]*)?$", url, re.IGNORECASE):
+        return "is malformed: expected http(s)://host[:port]/path"
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        return "carries user info before '@': give only http(s)://host[:port]/path"
+    try:
+        parts.port
+    except ValueError:
+        return "has an invalid port"
+    host = (parts.hostname or "").lower()
+    if parts.scheme.lower() == "http" and host not in _CONTAINER_HOSTS and not _loopback(host):
+        return (
+            "is plain http to %r: the token goes over plain http only to the EKS Pod "
+            "Identity agent (169.254.170.23, fd00:ec2::23), ECS (169.254.170.2) or this "
+            "machine; anything else must be https" % host
+        )
+    return None
 
 
 def missing(settings):

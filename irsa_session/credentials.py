@@ -96,9 +96,13 @@ class Credentials(_compat.RefreshableCredentials):
         _fork.track(self)
 
     def __repr__(self):
-        role = self.settings.role_arn if self.settings is not None else None
-        return "<irsa_session Credentials role_arn=%r expires=%s>" % (
-            role,
+        pod_identity = getattr(self.settings, "full_uri", None)
+        if pod_identity is not None:
+            what = "pod_identity=%r" % pod_identity
+        else:
+            what = "role_arn=%r" % (getattr(self.settings, "role_arn", None),)
+        return "<irsa_session Credentials %s expires=%s>" % (
+            what,
             self.expires_at.isoformat() if self.expires_at else "not yet fetched",
         )
 

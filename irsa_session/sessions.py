@@ -19,6 +19,7 @@ __all__ = [
     "refreshable_credentials",
     "install",
     "default_session",
+    "pod_identity_session",
 ]
 
 logger = logging.getLogger("irsa_session")
@@ -52,6 +53,11 @@ class Session(boto3.session.Session):
     def __repr__(self):
         if self._irsa_settings is None:
             return "IrsaSession(fallback=True, region_name=%r)" % (self.region_name,)
+        if isinstance(self._irsa_settings, config.PodIdentitySettings):
+            return "IrsaSession(pod_identity=%r, region_name=%r)" % (
+                self._irsa_settings.full_uri,
+                self.region_name,
+            )
         return "IrsaSession(role_arn=%r, session_name=%r, region_name=%r)" % (
             self._irsa_settings.role_arn,
             self._irsa_settings.session_name,
@@ -93,6 +99,7 @@ class _Registry(object):
         self.fallback_logged = False
         self.default = None
         self.boto3_default = None  # the boto3.DEFAULT_SESSION that install() made
+        self.source_logged = False
         _fork.track(self)
 
     def clear(self):
@@ -102,6 +109,7 @@ class _Registry(object):
             self.fallback_logged = False
             self.default = None
             self.boto3_default = None
+            self.source_logged = False
 
     def _after_fork(self):
         self.lock = threading.Lock()
@@ -117,7 +125,12 @@ def _credentials_for(settings):
     with _registry.lock:
         found = _registry.credentials.get(settings)
         if found is None:
-            fetch = Exchange(settings)
+            if isinstance(settings, config.PodIdentitySettings):
+                from .pod_identity import Agent  # only pods that use it load it
+
+                fetch = Agent(settings)
+            else:
+                fetch = Exchange(settings)
             if settings.cache_dir is not None:
                 from . import cache  # only those who opt in pay for its imports
 
@@ -133,11 +146,12 @@ def _credentials_for(settings):
 
 
 def _session_for(settings):
-    key = settings if settings.role_arn is not None else ("fallback", settings.region_name)
+    real = isinstance(settings, config.PodIdentitySettings) or settings.role_arn is not None
+    key = settings if real else ("fallback", settings.region_name)
     found = _registry.sessions.get(key)
     if found is not None:
         return found
-    credentials = _credentials_for(settings) if settings.role_arn is not None else None
+    credentials = _credentials_for(settings) if real else None
     with _registry.lock:
         found = _registry.sessions.get(key)
         if found is None:
@@ -244,17 +258,91 @@ def assumed_role_session(
     return _session_for(settings)
 
 
+def pod_identity_session(*, full_uri=None, token_file=None, region_name=None, cache_dir=None):
+    """Return a ``boto3.session.Session`` whose credentials come from EKS Pod Identity.
+
+    The credentials are fetched from the node's Pod Identity agent when first
+    needed and refresh themselves, on every botocore (botocore itself supports
+    Pod Identity only from 1.34.41).  The token file is read at every fetch.
+    The same settings in one process give the same session.
+
+    Args:
+        full_uri: the agent's URL; default ``AWS_CONTAINER_CREDENTIALS_FULL_URI``,
+            else ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`` on 169.254.170.2.  Plain
+            http only to the agent's and ECS's link-local addresses or loopback.
+        token_file: default ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``; without
+            one, ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` (read at each fetch).
+        region_name: default ``AWS_REGION``, then ``AWS_DEFAULT_REGION``.
+        cache_dir: default ``IRSA_SESSION_CACHE_DIR``; see README "Node-wide cache".
+
+    With no agent URL set, returns a session on boto3's default chain and logs
+    why once, as :func:`assumed_role_session` does.
+
+    Raises:
+        ConfigError: an invalid setting (a URL the token must not go to...).
+    """
+    settings = config.resolve_pod_identity(full_uri, token_file, region_name, cache_dir)
+    if settings is None:
+        if not _registry.fallback_logged:
+            _registry.fallback_logged = True
+            logger.info(
+                "EKS Pod Identity is not configured: %s and %s are unset; using boto3's "
+                "default credential chain instead",
+                config.CONTAINER_FULL_URI, config.CONTAINER_RELATIVE_URI,
+            )
+        fallback = config.resolve(region_name=region_name)
+        return _session_for(fallback._replace(role_arn=None, token_file=None))
+    return _session_for(settings)
+
+
+def _auto_session(**kwargs):
+    """IRSA if configured, else EKS Pod Identity if configured, else the fallback.
+
+    IRSA wins when both are set; which one is used is logged once.
+    """
+    settings = config.resolve(
+        kwargs.get("role_arn"), kwargs.get("token_file"), kwargs.get("session_name"),
+        kwargs.get("region_name"), kwargs.get("duration_seconds"),
+        kwargs.get("sts_endpoint_url"), kwargs.get("policy"), kwargs.get("policy_arns"),
+        cache_dir=kwargs.get("cache_dir"),
+    )
+    irsa = not config.missing(settings)
+    pod_identity = None
+    if not irsa or not _registry.source_logged:
+        try:
+            pod_identity = config.resolve_pod_identity(
+                region_name=kwargs.get("region_name"), cache_dir=kwargs.get("cache_dir")
+            )
+        except ConfigError:
+            if not irsa:
+                raise  # the source to be used is misconfigured
+    if irsa:
+        if pod_identity is not None and not _registry.source_logged:
+            logger.info(
+                "both IRSA (%s) and EKS Pod Identity (%s) are configured; using IRSA",
+                config.ROLE_ARN, config.CONTAINER_FULL_URI,
+            )
+        _registry.source_logged = True
+        return assumed_role_session(**kwargs)
+    if pod_identity is not None:
+        if not _registry.source_logged:
+            _registry.source_logged = True
+            logger.info("using EKS Pod Identity: the agent at %s", pod_identity.full_uri)
+        return _session_for(pod_identity)
+    return assumed_role_session(**kwargs)
+
+
 def default_session():
-    """The process-wide session behind ``irsa_session.session``."""
+    """The process-wide session behind ``irsa_session.session``: IRSA, else Pod Identity."""
     found = _registry.default
     if found is None:
-        found = assumed_role_session()
+        found = _auto_session()
         _registry.default = found
     return found
 
 
 def install(**kwargs):
-    """Make IRSA credentials what unchanged boto3 and botocore code gets.
+    """Make IRSA (or EKS Pod Identity) credentials what unchanged boto3 and botocore code gets.
 
     Every ``boto3.Session()`` and ``botocore.session.get_session()`` created from
     now on, and boto3's default session (``boto3.client()``, ``boto3.resource()``),
@@ -263,10 +351,12 @@ def install(**kwargs):
     still win, container and instance metadata come after.  All of them share
     one set of refreshing credentials (a new session makes no STS call), and
     ``boto3.client()`` still returns a new client per call.  Takes the arguments
-    of :func:`assumed_role_session`; calling it again is harmless.  Returns the
-    IRSA session (``session.client()`` is the cached one).
+    of :func:`assumed_role_session`; calling it again is harmless.  With IRSA not
+    configured and ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` set, the credentials come
+    from EKS Pod Identity (:func:`pod_identity_session`).  Returns the library's
+    session (``session.client()`` is the cached one).
     """
-    installed = assumed_role_session(**kwargs)
+    installed = _auto_session(**kwargs)
     with _registry.lock:
         _compat.put_first_in_default_chain(installed._irsa_credentials)
         if boto3.DEFAULT_SESSION is None or boto3.DEFAULT_SESSION is not _registry.boto3_default:

@@ -9,7 +9,7 @@ import stat
 from .config import TOKEN_FILE
 from .errors import TokenFileError
 
-__all__ = ["read", "claims", "open_regular", "NotRegularFile"]
+__all__ = ["read", "claims", "open_regular", "NotRegularFile", "IRSA", "POD_IDENTITY"]
 
 _LOOKS = 3  # reads of a path that seems to be missing, before saying so
 
@@ -18,24 +18,36 @@ _LIMIT = 64 * 1024  # bytes; a projected token is about 1 KiB
 _BOM = b"\xef\xbb\xbf"
 
 
-def read(path, _open=None):
+#: What a missing token file means, by source: (what it is, its variable, the fix).
+IRSA = (
+    "web identity token file",
+    TOKEN_FILE,
+    "check that the pod's service account has the eks.amazonaws.com/role-arn "
+    "annotation and that the pod was started after it was added",
+)
+POD_IDENTITY = (
+    "EKS Pod Identity token file",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "check that a Pod Identity association exists for this pod's namespace and "
+    "service account and that the pod was started after it was made",
+)
+
+
+def read(path, _open=None, source=IRSA):
     """Return the token in ``path``, stripped; raise TokenFileError naming the fix.
 
     Called at every refresh and every retry: the kubelet rewrites the file (by
     swapping its ``..data`` symlink) before the token expires.  Only a regular
     file is read, without blocking, and at most 64 KiB of it: a FIFO or a device
     named by mistake is an error at once, not a hang or a memory blow-up.
+    ``source`` (:data:`IRSA` or :data:`POD_IDENTITY`) words the messages.
     """
-    where = "web identity token file %r (token_file or %s)" % (path, TOKEN_FILE)
+    what, variable, missing_fix = source
+    where = "%s %r (token_file or %s)" % (what, path, variable)
     try:
         data = _read_bytes(path, _open or open_regular)
     except FileNotFoundError as err:
-        raise TokenFileError(
-            "%s does not exist: check that the pod's service account has the "
-            "eks.amazonaws.com/role-arn annotation and that the pod was started "
-            "after it was added" % where,
-            path,
-        ) from err
+        raise TokenFileError("%s does not exist: %s" % (where, missing_fix), path) from err
     except IsADirectoryError as err:
         raise TokenFileError(
             "%s is a directory; point it at the token file inside it" % where, path

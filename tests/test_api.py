@@ -27,6 +27,7 @@ EXPORTED = [
     "assumed_role_session",
     "refreshable_credentials",
     "install",
+    "pod_identity_session",
     "IrsaError",
     "ConfigError",
     "TokenFileError",

@@ -736,3 +736,69 @@ def test_doctor_prints_each_finding_as_it_is_found(fake_env, web_token, tmp_path
             child.kill()
     assert "exchange" in out and child.returncode == 0
     assert shown_after < time.monotonic() - started - 1  # well before the end
+
+
+# -- EKS Pod Identity (issue 12) -----------------------------------------------------
+
+
+@pytest.fixture
+def pod_identity(tmp_path):
+    """A fake agent on loopback and the variables EKS sets for it (IRSA unset)."""
+    from agent import FakeAgent
+
+    path = tmp_path / "eks-pod-identity-token"
+    path.write_text(make_token(sub="system:serviceaccount:team-a:default-editor", aud=["pods.eks.amazonaws.com"]))
+    with FakeAgent(expect_token=lambda: path.read_text().strip()) as agent:
+        env = dict((k, v) for k, v in os.environ.items() if k not in ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"))
+        env.update(
+            AWS_CONTAINER_CREDENTIALS_FULL_URI=agent.url,
+            AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=str(path),
+            AWS_REGION="us-west-2",
+        )
+        agent.env = env
+        agent.token_path = str(path)
+        yield agent
+
+
+def test_doctor_checks_the_pod_identity_agent_end_to_end(cli, pod_identity):
+    result = cli("doctor", "--json", env=pod_identity.env)
+    assert result.code == 0, result.text
+    sources = result.finding("credential-sources")
+    assert sources["status"] == "ok" and sources["irsa_session_uses"] == "pod-identity"
+    assert sources["installed_chain_uses"] == "EKS Pod Identity, through irsa_session's provider"
+    assert result.finding("pod-identity-token")["status"] == "ok"
+    found = result.finding("pod-identity-agent")
+    assert found["status"] == "ok" and found["access_key_id"] == pod_identity.issued[-1]["access_key"]
+    assert pod_identity.call_count == 1
+    for issued in pod_identity.issued:
+        assert issued["secret_key"] not in result.text and issued["session_token"] not in result.text
+    assert open(pod_identity.token_path).read().strip() not in result.text
+
+
+def test_doctor_explains_a_refused_pod_identity_token(cli, pod_identity):
+    pod_identity.expect_token = lambda: "some other token"
+    result = cli("doctor", "--json", env=pod_identity.env)
+    assert result.code == 1
+    found = result.finding("pod-identity-agent")
+    assert found["status"] == "fail" and "HTTP 403" in found["detail"]
+    assert "Pod Identity association" in found["detail"] and "team-a:default-editor" in found["detail"]
+
+
+def test_doctor_refuses_a_pod_identity_url_on_another_host(cli, pod_identity):
+    env = dict(pod_identity.env, AWS_CONTAINER_CREDENTIALS_FULL_URI="http://10.1.2.3/v1/credentials")
+    result = cli("doctor", "--json", env=env)
+    assert result.code == 1
+    found = result.finding("pod-identity")
+    assert found["status"] == "fail" and "plain http to '10.1.2.3'" in found["detail"]
+    assert pod_identity.call_count == 0
+
+
+def test_credential_process_and_env_serve_pod_identity(cli, pod_identity):
+    result = cli("credential-process", env=pod_identity.env)
+    assert result.code == 0, result.text
+    document = result.json()
+    assert document["AccessKeyId"] == pod_identity.issued[-1]["access_key"]
+    assert document["SecretAccessKey"] == pod_identity.issued[-1]["secret_key"]
+    result = cli("env", "--format", "json", env=pod_identity.env)
+    assert result.code == 0, result.text
+    assert result.json()["AWS_SESSION_TOKEN"] == pod_identity.issued[-1]["session_token"]

@@ -1,0 +1,179 @@
+"""A fake EKS Pod Identity agent on loopback: checks the token, logs calls, misbehaves on demand.
+
+``GET /v1/credentials`` with ``Authorization: <token>`` answers JSON credentials
+when the token is the one the test expects (``expect_token`` is a callable, so a
+test can rotate the token file and the agent follow it); 403 otherwise.  Faults,
+first in first out: ``fail_next(status)``, ``drop_next()``, ``malformed_next()``;
+``delay`` stretches every answer.  Standard library only, Python 3.7 syntax.
+"""
+
+import base64
+import collections
+import http.server
+import json
+import os
+import random
+import socket
+import socketserver
+import string
+import threading
+import time
+
+__all__ = ["FakeAgent"]
+
+PATH = "/v1/credentials"
+_RANDOM = random.SystemRandom()
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up is no news
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.server.agent._handle(self)
+
+    def log_message(self, format, *args):
+        pass
+
+
+class FakeAgent(object):
+    """The Pod Identity agent's credentials endpoint, on 127.0.0.1 and a free port."""
+
+    def __init__(self, expect_token=None, duration=6 * 3600, account="111122223333"):
+        self.expect_token = expect_token  # callable returning the valid token, or None: any
+        self.duration = duration
+        self.account = account
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        self._queue = collections.deque()
+        self._calls = []
+        self._issued = []
+        self._server = None
+        self._thread = None
+
+    def start(self):
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.agent = self
+        self._thread = threading.Thread(target=self._server.serve_forever, name="FakeAgent", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            self._thread.join(5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d%s" % (self._server.server_address[1], PATH)
+
+    # -- controls and records -------------------------------------------------
+
+    def fail_next(self, n=1, status=500, message="internal error (test)"):
+        with self._lock:
+            self._queue.extend([("fail", status, message)] * n)
+
+    def drop_next(self, n=1):
+        with self._lock:
+            self._queue.extend([("drop",)] * n)
+
+    def malformed_next(self, n=1):
+        with self._lock:
+            self._queue.extend([("malformed",)] * n)
+
+    @property
+    def calls(self):
+        """Every request: time, path, the Authorization header sent, and what was answered."""
+        with self._lock:
+            return list(self._calls)
+
+    @property
+    def call_count(self):
+        with self._lock:
+            return len(self._calls)
+
+    @property
+    def issued(self):
+        """Credentials handed out: access_key, secret_key, session_token, expiration."""
+        with self._lock:
+            return list(self._issued)
+
+    # -- one request ------------------------------------------------------------
+
+    def _handle(self, handler):
+        call = {
+            "time": time.time(),
+            "path": handler.path,
+            "token": handler.headers.get("Authorization"),
+            "answered": None,
+        }
+        with self._lock:
+            self._calls.append(call)
+            behaviour = self._queue.popleft() if self._queue else None
+        if self.delay:
+            time.sleep(self.delay)
+        if behaviour is not None and behaviour[0] == "drop":
+            call["answered"] = "drop"
+            try:
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            handler.close_connection = True
+            return
+        if behaviour is not None and behaviour[0] == "malformed":
+            call["answered"] = "malformed"
+            return self._send(handler, 200, b'{"AccessKeyId": "ASIA')
+        if behaviour is not None:
+            call["answered"] = behaviour[1]
+            return self._send(handler, behaviour[1], json.dumps({"message": behaviour[2]}).encode())
+        if handler.path != PATH:
+            call["answered"] = 404
+            return self._send(handler, 404, json.dumps({"message": "not found"}).encode())
+        expected = self.expect_token() if self.expect_token is not None else None
+        if expected is not None and call["token"] != expected:
+            call["answered"] = 403
+            message = "no token" if not call["token"] else "the token is not valid for this pod"
+            return self._send(handler, 403, json.dumps({"message": message}).encode())
+        creds = {
+            "access_key": "ASIA" + "".join(_RANDOM.choice(string.ascii_uppercase + string.digits) for _ in range(16)),
+            "secret_key": base64.b64encode(os.urandom(30)).decode(),
+            "session_token": "IQoJb3JpZ2luX2VjE" + base64.b64encode(os.urandom(180)).decode(),
+            "expiration": int(time.time() + self.duration),
+        }
+        with self._lock:
+            self._issued.append(creds)
+        call["answered"] = 200
+        body = {
+            "AccessKeyId": creds["access_key"],
+            "SecretAccessKey": creds["secret_key"],
+            "Token": creds["session_token"],
+            "AccountId": self.account,
+            "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(creds["expiration"])),
+        }
+        self._send(handler, 200, json.dumps(body).encode())
+
+    @staticmethod
+    def _send(handler, status, payload):
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except OSError:
+            pass
