@@ -294,7 +294,7 @@ def test_pickles_as_settings_and_rebuilds_in_another_process(pod_env, tmp_path):
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "session.pickle")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
-        cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+        cwd=str(tmp_path),
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == pod_env.issued[-1]["access_key"] != key
@@ -347,10 +347,9 @@ def test_signed_s3_requests_use_the_agents_keys_and_nothing_leaks(pod_env, moto_
 def test_the_example_runs_end_to_end(moto_server, tmp_path):
     """examples/pod_identity.py: unchanged boto3 reads S3 with the agent's keys; a rotation."""
     script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "pod_identity.py")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    out = subprocess.run(
+    out = subprocess.run(  # the package as the row has it: installed, or on PYTHONPATH
         [sys.executable, script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True, timeout=120, cwd=str(tmp_path), env=env,
+        universal_newlines=True, timeout=120, cwd=str(tmp_path),
     )
     assert out.returncode == 0, out.stderr
     assert "unchanged boto3.client('s3') read 'hello from Pod Identity\\n'" in out.stdout
