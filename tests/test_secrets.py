@@ -146,8 +146,11 @@ def test_a_refused_exchange_keeps_its_client_error_as_the_cause(fake_env):
     assert isinstance(caught.value.__cause__, ClientError)
 
 
-def test_values_stay_masked_however_many_credentials_a_process_holds():
+def test_values_stay_masked_however_many_credentials_a_process_holds(monkeypatch):
     """Many settings in one process: the oldest secret in use is still masked."""
+    from collections import OrderedDict
+
+    monkeypatch.setattr(_redact, "_known", OrderedDict())  # on this test's clock alone
     first = "first-secret-value-of-many-0000000000"
     _redact.remember(first, now=1000.0)
     for number in range(600):  # 600 sets of credentials, three secrets each
