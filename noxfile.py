@@ -18,6 +18,10 @@ import nox
 ROOT = os.path.dirname(os.path.abspath(__file__))
 LEGACY = ["boto3==1.4.8", "botocore==1.8.50"]
 MIDDLE = ["boto3==1.26.76", "botocore==1.29.76"]
+# Issue 11: the data stack. boto3 goes in with aiobotocore so pip picks a botocore
+# that aiobotocore accepts (it pins a narrow range).
+DATA = ["aiobotocore[boto3]", "s3fs", "fsspec", "boto3", "pandas", "pyarrow", "ray[data,train]"]
+DATA_TESTS = ["tests/test_aio.py", "tests/test_arrow.py"]
 TEST_ROWS = [
     "tests-legacy-3.7",
     "tests-legacy-3.8",
@@ -25,6 +29,7 @@ TEST_ROWS = [
     "tests-newest-3.11",
     "tests-newest-3.13",
     "tests-vendored",
+    "tests-data",
     "bench-quick",
     "examples-ray-legacy",
     "examples-ray-current",
@@ -205,6 +210,23 @@ def tests_vendored(session):
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
     _pytest(session, PYTHONPATH=vendor, IRSA_TEST_VENDORED=vendor)
+
+
+@nox.session(name="tests-data", python="3.11", venv_backend="venv")
+def tests_data(session):
+    """Python 3.11, aiobotocore, s3fs, pandas and pyarrow with the boto3 they accept."""
+    _install(session, "-U", *DATA, "cachetools", "pytest")
+    for module in ("boto3", "botocore", "aiobotocore", "s3fs", "pandas", "pyarrow", "ray"):
+        _check_version(session, module)
+    named = [arg for arg in session.posargs if not arg.startswith("-")]
+    if not any(os.path.exists(os.path.join(ROOT, arg.split("::")[0])) for arg in named):
+        session.posargs[:] = DATA_TESTS + list(session.posargs)  # not all of tests/
+    _pytest(session, RAY_USAGE_STATS_ENABLED="0")
+    # The pyarrow benchmark shares this row's venv; it exits 1 on a missed target.
+    session.run(
+        "python", "benchmarks/arrow.py", "--quick",
+        env={"IRSA_TEST_MOTO_SERVER": _moto_server(session)},
+    )
 
 
 # -- figures -----------------------------------------------------------------

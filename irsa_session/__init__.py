@@ -13,6 +13,8 @@ __all__ = [
     "refreshable_credentials",
     "install",
     "pod_identity_session",
+    "aio_session",
+    "arrow_filesystem",
     "IrsaError",
     "ConfigError",
     "TokenFileError",
@@ -29,6 +31,8 @@ from .sessions import (
     pod_identity_session,
     refreshable_credentials,
 )
+from ._aio import aio_session  # imports no aiobotocore until called
+from ._arrow import arrow_filesystem  # imports no pyarrow until called
 
 
 def __getattr__(name):

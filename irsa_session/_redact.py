@@ -41,7 +41,10 @@ _PATTERNS = (
     (r"eyJ[\w-]{6,}\.[\w-]{6,}\.[\w-]*", MASK, re.ASCII),
 )
 _compiled = []  # compiled on first use, to keep import cheap
-_WATCHED = ("botocore", "boto3", "s3transfer", "urllib3", "irsa_session")
+_WATCHED = (
+    "botocore", "boto3", "s3transfer", "urllib3", "irsa_session",
+    "aiobotocore", "s3fs", "fsspec", "aiohttp",
+)
 _installed = []
 _formatter = logging.Formatter()
 

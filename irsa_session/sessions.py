@@ -350,7 +350,9 @@ def install(**kwargs):
     environment keys and a chosen profile (``profile_name=`` or ``AWS_PROFILE``)
     still win, container and instance metadata come after.  All of them share
     one set of refreshing credentials (a new session makes no STS call), and
-    ``boto3.client()`` still returns a new client per call.  Takes the arguments
+    ``boto3.client()`` still returns a new client per call.  Where aiobotocore is
+    installed (s3fs, fsspec, pandas, Dask), its sessions get the same credentials
+    by the same rules, from the moment it is imported.  Takes the arguments
     of :func:`assumed_role_session`; calling it again is harmless.  With IRSA not
     configured and ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` set, the credentials come
     from EKS Pod Identity (:func:`pod_identity_session`).  Returns the library's
@@ -359,6 +361,9 @@ def install(**kwargs):
     installed = _auto_session(**kwargs)
     with _registry.lock:
         _compat.put_first_in_default_chain(installed._irsa_credentials)
+        from . import _aio  # imports no aiobotocore: patched now if imported, else on import
+
+        _aio.install(installed._irsa_credentials)
         if boto3.DEFAULT_SESSION is None or boto3.DEFAULT_SESSION is not _registry.boto3_default:
             # A default session made before this call may hold the chain's old answer.
             botocore_session = botocore.session.get_session()

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 import irsa_session
-from irsa_session import _compat, sessions
+from irsa_session import _aio, _compat, sessions
 
 from servers import FakeSTS, MotoServer
 
@@ -65,6 +65,7 @@ def clean_env(monkeypatch, tmp_path):
     sessions._registry.clear()
     boto3.DEFAULT_SESSION = None
     _compat.put_first_in_default_chain(None)
+    _aio.install(None)
 
 
 @pytest.fixture

@@ -28,6 +28,8 @@ EXPORTED = [
     "refreshable_credentials",
     "install",
     "pod_identity_session",
+    "aio_session",
+    "arrow_filesystem",
     "IrsaError",
     "ConfigError",
     "TokenFileError",

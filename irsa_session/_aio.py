@@ -1,0 +1,229 @@
+"""aiobotocore, hence s3fs, fsspec, pandas and Dask: the library's credentials there too.
+
+Importing this module imports no aiobotocore.  :func:`install` patches
+aiobotocore's credential chain at once if ``aiobotocore.session`` is already
+imported, else when (and if) it is imported later, through a ``sys.meta_path``
+watcher; a process that never uses aiobotocore never loads it.  The classes
+that touch aiobotocore live in ``_aio_impl``.
+"""
+
+import logging
+import sys
+import threading
+
+from . import _fork, config, sessions
+from .errors import ConfigError
+
+__all__ = ["install", "aio_session"]
+
+logger = logging.getLogger("irsa_session")
+
+#: The module whose import triggers the patch (it imports aiobotocore.credentials).
+WATCHED = "aiobotocore.session"
+
+_state = {"credentials": None, "patched": False}
+
+
+class _Lock(object):
+    """The lock around ``_state``, made anew in a child after a fork."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        _fork.track(self)
+
+    def _after_fork(self):
+        self.lock = threading.Lock()
+
+
+_guard = _Lock()
+
+
+def install(credentials):
+    """Make aiobotocore sessions built from now on resolve ``credentials`` in their chain.
+
+    ``credentials`` are the library's (sync) Credentials, shared with boto3:
+    aiobotocore gets an async view of the same object, so one STS call per
+    refresh serves both.  The provider goes where ``_compat.place_provider``
+    puts it for botocore (environment keys and a chosen profile still win).
+    ``None`` restores aiobotocore's own chain.  Imports nothing now.
+    """
+    with _guard.lock:
+        _state["credentials"] = credentials
+        if credentials is None or _state["patched"]:
+            return
+        if WATCHED not in sys.modules:
+            if not any(isinstance(finder, _ImportWatch) for finder in sys.meta_path):
+                sys.meta_path.insert(0, _ImportWatch())
+            return
+    # Imported already, or being imported by another thread: wait for it, holding no lock.
+    __import__(WATCHED)
+    _patch_on_import()
+
+
+def installed_credentials():
+    """The credentials that install() put in aiobotocore's chain, or None."""
+    return _state["credentials"]
+
+
+def _patch_on_import():
+    """Wrap aiobotocore's resolver factories (once); this imports nothing."""
+    with _guard.lock:
+        if _state["patched"]:
+            return
+        for name in ("aiobotocore.credentials", WATCHED):
+            module = sys.modules.get(name)
+            original = getattr(module, "create_credential_resolver", None)
+            if original is None:
+                logger.warning(
+                    "irsa_session found no create_credential_resolver in %s: s3fs and "
+                    "friends use aiobotocore's own chain. Pass "
+                    "session=irsa_session.aio_session() to s3fs.S3FileSystem instead",
+                    name,
+                )
+                return
+            if not getattr(original, "irsa_session_wrapped", False):
+                module.create_credential_resolver = _wrap(original)
+        _state["patched"] = True
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _ImportWatch)]
+
+
+def _wrap(original):
+    def create_credential_resolver(session, *args, **kwargs):
+        resolver = original(session, *args, **kwargs)
+        credentials = _state["credentials"]
+        if credentials is not None:
+            try:
+                from . import _aio_impl  # aiobotocore is fully imported by now
+
+                _aio_impl.join_chain(resolver, credentials, session)
+            except Exception as err:  # a new aiobotocore: its own chain still works
+                logger.warning(
+                    "irsa_session could not put its credentials in aiobotocore's chain "
+                    "(%s: %s); this session uses aiobotocore's own. Pass "
+                    "session=irsa_session.aio_session() to s3fs.S3FileSystem instead",
+                    type(err).__name__,
+                    err,
+                )
+        return resolver
+
+    create_credential_resolver.__wrapped__ = original
+    create_credential_resolver.__doc__ = original.__doc__
+    create_credential_resolver.irsa_session_wrapped = True
+    return create_credential_resolver
+
+
+class _ImportWatch(object):
+    """A ``sys.meta_path`` finder that has aiobotocore patched as soon as it is imported.
+
+    It finds nothing itself: for the watched module it asks the finders after
+    it, and wraps the loader they return so that the patch runs right after
+    the module's code.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != WATCHED:
+            return None
+        for finder in list(sys.meta_path):
+            find = getattr(finder, "find_spec", None)
+            if finder is self or isinstance(finder, _ImportWatch) or find is None:
+                continue
+            spec = find(name, path, target)
+            if spec is not None:
+                if hasattr(spec.loader, "exec_module"):
+                    spec.loader = _PatchAfter(spec.loader)
+                return spec
+        return None
+
+    def invalidate_caches(self):
+        pass
+
+
+class _PatchAfter(object):
+    """A loader that runs another loader, then the patch."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        module.__loader__ = module.__spec__.loader = self._loader  # nothing of ours stays
+        try:
+            _patch_on_import()
+        except Exception as err:  # aiobotocore's import must succeed whatever happens here
+            logger.warning("irsa_session could not patch aiobotocore: %s: %s", type(err).__name__, err)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+def aio_session(
+    role_arn=None,
+    token_file=None,
+    *,
+    session_name=None,
+    region_name=None,
+    duration_seconds=None,
+    sts_endpoint_url=None,
+    policy=None,
+    policy_arns=None,
+    fallback=True,
+    cache_dir=None
+):
+    """Return an aiobotocore session whose credentials are the library's.
+
+    For s3fs, fsspec, pandas and Dask: ``s3fs.S3FileSystem(session=aio_session())``
+    or ``pd.read_csv(url, storage_options={"session": aio_session()})``.  The
+    credentials are those that :func:`assumed_role_session` would use with the
+    same arguments (the same object: one STS call per refresh serves boto3 and
+    aiobotocore in the process); their refresh runs in a worker thread, so the
+    event loop never waits on STS.  The same effective settings give the same
+    session.  It pickles as its settings (no key, secret or token), so an
+    ``S3FileSystem`` built on it pickles too, and the receiving process makes
+    its own credentials.
+
+    Arguments are those of :func:`assumed_role_session`; with no role ARN or
+    token file and ``fallback=True`` the session uses aiobotocore's default
+    chain.
+
+    Raises:
+        ImportError: aiobotocore is not installed.
+        ConfigError: an invalid setting, or a missing one with ``fallback=False``.
+    """
+    settings = config.resolve(
+        role_arn, token_file, session_name, region_name, duration_seconds,
+        sts_endpoint_url, policy, policy_arns, cache_dir=cache_dir,
+    )
+    impl = _impl()
+    absent = config.missing(settings)
+    if absent:
+        if not fallback:
+            raise ConfigError(sessions._missing_message(absent), absent)
+        sessions._log_fallback(absent)
+        return impl.fallback_session(settings.region_name)
+    return impl.session_for(settings)
+
+
+def restore(settings):
+    """Unpickle an aio session: same settings, this process's own credentials."""
+    if settings is None:
+        return aio_session()
+    return _impl().session_for(settings)
+
+
+def restore_credentials(settings):
+    """Unpickle aio credentials: this process's own, for the same settings."""
+    return _impl().view(sessions._credentials_for(settings))
+
+
+def _impl():
+    try:
+        from . import _aio_impl
+    except ImportError as err:
+        raise ImportError(
+            "irsa_session.aio_session() needs aiobotocore (%s); pip install "
+            "aiobotocore, or s3fs, which brings it" % (err,)
+        ) from err
+    return _aio_impl

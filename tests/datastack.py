@@ -1,0 +1,88 @@
+"""Fixtures and helpers shared by the data-stack tests (test_aio.py, test_arrow.py).
+
+S3 is moto's server behind :class:`s3proxy.S3Proxy`, which lets through only
+requests signed by credentials the FakeSTS issued and not yet expired, and
+records which key signed each.  STS is the FakeSTS of ``fake_env``.
+"""
+
+import io
+import os
+import subprocess
+import sys
+import uuid
+
+import boto3
+import pytest
+
+from s3proxy import S3Proxy
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CSV = b"city,reading\noslo,3\nlima,19\ncairo,27\n"
+BLOB = os.urandom(48 * 1024)
+
+
+def assume_calls(sts):
+    """The AssumeRoleWithWebIdentity calls the FakeSTS received."""
+    return [call for call in sts.calls if call["action"] == "AssumeRoleWithWebIdentity"]
+
+
+def secrets_of(sts, token_file):
+    """Every secret in play: issued secret keys and session tokens, and the web token."""
+    found = [open(token_file).read().strip()]
+    for creds in sts.issued:
+        found += [creds["secret_key"], creds["session_token"]]
+    return found
+
+
+def parquet_bytes():
+    import pandas as pd
+
+    frame = pd.DataFrame({"city": ["oslo", "lima", "cairo"], "reading": [3, 19, 27]})
+    out = io.BytesIO()
+    frame.to_parquet(out, engine="pyarrow", index=False)
+    return out.getvalue()
+
+
+@pytest.fixture
+def proxy(moto_server, fake_env):
+    """The checking proxy in front of moto, accepting what the FakeSTS issued."""
+    with S3Proxy(moto_server.url, lambda: fake_env.issued) as running:
+        yield running
+
+
+@pytest.fixture
+def bucket(moto_server):
+    """A fresh bucket on moto (made directly, not through the proxy) with test objects."""
+    name = "irsa-data-%s" % uuid.uuid4().hex[:10]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_server.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="raw/readings.csv", Body=CSV)
+    s3.put_object(Bucket=name, Key="raw/readings.parquet", Body=parquet_bytes())
+    s3.put_object(Bucket=name, Key="raw/blob.bin", Body=BLOB)
+    return name
+
+
+def run_python(code, env=None, stdin=None, timeout=120):
+    """Run ``code`` in a fresh interpreter that imports what this one does; return stdout."""
+    full_env = dict(os.environ if env is None else env)
+    paths = [HERE] + [p for p in sys.path if p and os.path.isdir(p)]
+    full_env["PYTHONPATH"] = os.pathsep.join(paths)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        input=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=full_env,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            "child exited %d:\n%s" % (result.returncode, result.stderr.decode(errors="replace"))
+        )
+    return result.stdout

@@ -1,0 +1,223 @@
+"""pyarrow on the library's credentials: arrow_filesystem() (issue 11, part 2).
+
+As in test_aio.py, S3 is moto behind the checking proxy (tests/s3proxy.py),
+which refuses keys the FakeSTS did not issue or that expired and records
+which key signed each request; every test counts the STS calls.
+"""
+
+import os
+import pickle
+import time
+
+import pytest
+
+pa = pytest.importorskip("pyarrow")
+pafs = pytest.importorskip("pyarrow.fs")
+pq = pytest.importorskip("pyarrow.parquet")
+ds = pytest.importorskip("pyarrow.dataset")
+
+import irsa_session  # noqa: E402
+from irsa_session import ConfigError, _arrow_impl  # noqa: E402
+from conftest import ROLE_ARN  # noqa: E402
+from datastack import (  # noqa: E402,F401  (fixtures)
+    BLOB,
+    assume_calls,
+    bucket,
+    proxy,
+    run_python,
+    secrets_of,
+)
+
+
+@pytest.fixture
+def s3_env(proxy, monkeypatch):
+    """pyarrow finds S3 at the proxy through AWS_ENDPOINT_URL_S3, as botocore does."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    return proxy
+
+
+def assert_all_signed_by_issued(proxy, sts):
+    seen = proxy.seen
+    assert seen, "no request reached S3"
+    assert [s for s in seen if s.verdict != "ok"] == []
+    assert set(proxy.keys()) <= set(c["access_key"] for c in sts.issued)
+
+
+def test_parquet_dataset_pandas_and_copy_files_share_one_sts_call_with_boto3(
+    s3_env, bucket, fake_env, tmp_path
+):
+    fs = irsa_session.arrow_filesystem()
+    assert isinstance(fs, pafs.FileSystem)
+    table = pq.read_table("%s/raw/readings.parquet" % bucket, filesystem=fs)
+    assert table.column("city").to_pylist() == ["oslo", "lima", "cairo"]
+
+    pq.write_table(table, "s3://%s/out/copy.parquet" % bucket, filesystem=fs)
+    pq.write_to_dataset(table, "%s/out/dataset" % bucket, filesystem=fs, partition_cols=["city"])
+    read_back = ds.dataset("%s/out/dataset" % bucket, filesystem=fs, partitioning="hive").to_table()
+    assert sorted(read_back.column("reading").to_pylist()) == [3, 19, 27]
+
+    import pandas as pd
+
+    frame = pd.read_parquet("s3://%s/out/copy.parquet" % bucket, filesystem=fs)
+    assert frame.reading.sum() == 49
+
+    local = tmp_path / "checkpoint"
+    local.mkdir()
+    (local / "model.bin").write_bytes(BLOB)
+    pafs.copy_files(str(local), "%s/ckpt" % bucket, destination_filesystem=fs)  # Ray Train's way
+    with fs.open_input_file("%s/ckpt/model.bin" % bucket) as handle:
+        assert handle.read() == BLOB
+
+    s3 = irsa_session.session.client("s3")  # boto3 in the same process: no new exchange
+    assert s3.head_object(Bucket=bucket, Key="out/copy.parquet")["ContentLength"] > 0
+
+    assert len(assume_calls(fake_env)) == 1
+    assert_all_signed_by_issued(s3_env, fake_env)
+    assert s3_env.keys() == [fake_env.issued[0]["access_key"]]
+    agents = set(s.user_agent.split("/")[0] for s in s3_env.seen)
+    assert {"aws-sdk-cpp", "Boto3"} <= agents
+    assert fs.handler.builds == 1
+
+
+def test_pickles_as_settings_and_rebuilds_in_the_receiving_process(
+    proxy, bucket, fake_env, irsa_env
+):
+    fs = irsa_session.arrow_filesystem(endpoint_override=proxy.url, region="us-east-1")
+    assert fs.get_file_info("%s/raw/blob.bin" % bucket).size == len(BLOB)
+    data = pickle.dumps(fs)
+    for secret in secrets_of(fake_env, irsa_env):
+        assert secret.encode() not in data
+        assert secret not in repr(fs.handler)
+    assert pickle.loads(data).equals(fs)
+    started = time.monotonic()
+    out = run_python(
+        "import pickle, sys\n"
+        "import pyarrow.parquet as pq\n"
+        "fs = pickle.loads(sys.stdin.buffer.read())\n"
+        "table = pq.read_table(%r, filesystem=fs)\n"
+        "print(table.num_rows, type(fs.handler).__name__)\n" % ("%s/raw/readings.parquet" % bucket),
+        stdin=data,
+    )
+    assert out.decode().split() == ["3", "Handler"]
+    assert time.monotonic() - started < 20  # and the child did not hang at exit
+    assert len(assume_calls(fake_env)) == 2  # the receiver made its own credentials
+    assert len(proxy.keys()) == 2
+    assert_all_signed_by_issued(proxy, fake_env)
+
+
+def test_rebuilt_when_credentials_refresh_while_open_streams_finish_on_theirs(
+    proxy, bucket, fake_env
+):
+    # 12-second credentials: refresh starts 3 s before expiry, the mandatory
+    # window 2 s before it; the proxy refuses a key from its expiry on.
+    fake_env.set_mode(duration=12, honor_duration=False)
+    fs = irsa_session.arrow_filesystem(endpoint_override=proxy.url)
+    path = "%s/raw/blob.bin" % bucket
+    stream = fs.open_input_file(path)
+    head = stream.read(1024)
+    first = fake_env.issued[0]["access_key"]
+    credentials = fs.handler.credentials
+    wait = (credentials.refresh_at.timestamp() - time.time()) + 0.1
+    assert 0 < wait < 12
+    time.sleep(wait)
+
+    assert fs.get_file_info(path).size == len(BLOB)  # a new call: new credentials, new native fs
+    second = fake_env.issued[-1]["access_key"]
+    assert second != first and fs.handler.builds == 2
+    rest = stream.read()  # the open stream goes on, on the key it was opened with
+    stream.close()
+    assert head + rest == BLOB
+    with fs.open_input_stream(path) as fresh:
+        assert fresh.read() == BLOB
+
+    assert_all_signed_by_issued(proxy, fake_env)
+    assert proxy.keys() == [first, second]
+    gets = [s.access_key for s in proxy.seen if s.method == "GET"]
+    assert gets[-2:] == [first, second]  # the old stream's read came after the rotation
+    assert len(assume_calls(fake_env)) == 2
+
+
+def test_credential_options_are_refused(irsa_env):
+    for option in ("access_key", "secret_key", "session_token", "role_arn", "anonymous"):
+        with pytest.raises(ConfigError) as caught:
+            irsa_session.arrow_filesystem(**{option: "x"})
+        assert option in str(caught.value)
+
+
+def test_without_irsa_settings_it_is_pyarrows_own_filesystem(monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    fs = irsa_session.arrow_filesystem()
+    assert isinstance(fs, pafs.S3FileSystem)
+    assert fs.region == "eu-west-1"
+    del fs
+
+
+def test_equal_settings_and_options_make_equal_filesystems(fake_env):
+    one = irsa_session.arrow_filesystem(region="us-east-1")
+    assert one.equals(irsa_session.arrow_filesystem(region="us-east-1"))
+    assert not one.equals(irsa_session.arrow_filesystem(region="eu-west-1"))
+    assert ROLE_ARN in repr(one.handler)
+    assert one.normalize_path("s3://bucket/key") == "bucket/key"
+    assert assume_calls(fake_env) == []  # building, comparing, resolving paths fetch nothing
+
+
+def test_endpoint_from_the_environment_as_botocore_reads_it():
+    endpoint = _arrow_impl._configured_endpoint
+    assert endpoint({"AWS_ENDPOINT_URL_S3": "http://s3.local", "AWS_ENDPOINT_URL": "x"}) == "http://s3.local"
+    assert endpoint({"AWS_ENDPOINT_URL": "http://all.local"}) == "http://all.local"
+    assert endpoint({"AWS_ENDPOINT_URL": "http://all.local",
+                     "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}) is None
+    assert endpoint({}) is None
+
+
+def test_ray_data_reads_and_ray_train_persists_checkpoints(proxy, bucket, fake_env):
+    ray = pytest.importorskip("ray")  # the tests-data row has it
+    from ray import train
+    try:  # Ray Train v2 (the default from Ray 2.5x), then v1
+        from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
+    except ImportError:
+        from ray.train.data_parallel_trainer import DataParallelTrainer
+
+    fs = irsa_session.arrow_filesystem(endpoint_override=proxy.url, region="us-east-1")
+    env = dict((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": env})
+    try:
+        # Bare bucket/key paths: Ray resolves s3:// URIs with pyarrow's own filesystem.
+        rows = ray.data.read_parquet("%s/raw/readings.parquet" % bucket, filesystem=fs).take_all()
+        assert sorted(row["reading"] for row in rows) == [3, 19, 27]
+
+        def loop(config):
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as folder:
+                with open(os.path.join(folder, "weights.bin"), "wb") as handle:
+                    handle.write(b"w" * 100)
+                train.report({"loss": 0.5}, checkpoint=train.Checkpoint.from_directory(folder))
+
+        trainer = DataParallelTrainer(
+            loop,
+            scaling_config=train.ScalingConfig(num_workers=1),
+            run_config=train.RunConfig(
+                name="irsa", storage_path="%s/ray-train" % bucket, storage_filesystem=fs
+            ),
+        )
+        result = trainer.fit()
+        assert result.checkpoint is not None
+    finally:
+        ray.shutdown()
+    stored = fs.get_file_info(pafs.FileSelector("%s/ray-train" % bucket, recursive=True))
+    assert any(info.path.endswith("/weights.bin") for info in stored)
+    assert_all_signed_by_issued(proxy, fake_env)
+    agents = set(s.user_agent.split("/")[0] for s in proxy.seen)
+    assert agents == {"aws-sdk-cpp"}
+
+
+def test_import_and_install_import_no_pyarrow(fake_env):
+    out = run_python(
+        "import sys\n"
+        "import irsa_session\n"
+        "irsa_session.install()\n"
+        "print('pyarrow' in sys.modules, callable(irsa_session.arrow_filesystem))\n"
+    )
+    assert out.decode().split() == ["False", "True"]
