@@ -181,7 +181,7 @@ def resolve_pod_identity(full_uri=None, token_file=None, region_name=None, cache
         if relative is None:
             return None
         url, source = _RELATIVE_HOST + "/" + relative.lstrip("/"), CONTAINER_RELATIVE_URI
-    problem = _container_problem(url)
+    problem = _url_problem(url, _CONTAINER_URL, _CONTAINER_HOSTS, _CONTAINER_PLAIN_HTTP)
     if problem:
         raise ConfigError(
             "EKS Pod Identity URL %r (here from %s; set by full_uri, %s or %s) %s"
@@ -214,27 +214,6 @@ def resolve_pod_identity(full_uri=None, token_file=None, region_name=None, cache
         region_name=region_name,
         cache_dir=_check_cache_dir(_pick(cache_dir, "cache_dir", env, CACHE_DIR)),
     )
-
-
-def _container_problem(url):
-    """Why credentials must not be fetched from ``url`` (botocore's rule), or None."""
-    if not re.match(r"^https?://[^/?#\s]+(/[^#\s]*)?$", url, re.IGNORECASE):
-        return "is malformed: expected http(s)://host[:port]/path"
-    parts = urlsplit(url)
-    if "@" in parts.netloc:
-        return "carries user info before '@': give only http(s)://host[:port]/path"
-    try:
-        parts.port
-    except ValueError:
-        return "has an invalid port"
-    host = (parts.hostname or "").lower()
-    if parts.scheme.lower() == "http" and host not in _CONTAINER_HOSTS and not _loopback(host):
-        return (
-            "is plain http to %r: the token goes over plain http only to the EKS Pod "
-            "Identity agent (169.254.170.23, fd00:ec2::23), ECS (169.254.170.2) or this "
-            "machine; anything else must be https" % host
-        )
-    return None
 
 
 def missing(settings):
@@ -341,23 +320,44 @@ def endpoint_problem(url):
     over plain http to this machine (a local STS or proxy); never to a URL with
     user info, whose host is not what it seems (https://sts.amazonaws.com@evil).
     """
-    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", url, re.IGNORECASE):
-        return "is malformed: expected http(s)://host[:port]"
+    return _url_problem(url, _STS_URL, frozenset(), _STS_PLAIN_HTTP)
+
+
+_STS_URL = (r"^https?://[^/?#\s]+(/[^?#\s]*)?$", "http(s)://host[:port]")
+_STS_PLAIN_HTTP = (
+    "which would send the token unencrypted: use https, or plain http only to this "
+    "machine (127.0.0.1, ::1, localhost)"
+)
+_CONTAINER_URL = (r"^https?://[^/?#\s]+(/[^#\s]*)?$", "http(s)://host[:port]/path")
+_CONTAINER_PLAIN_HTTP = (
+    "the token goes over plain http only to the EKS Pod Identity agent "
+    "(169.254.170.23, fd00:ec2::23), ECS (169.254.170.2) or this machine; anything "
+    "else must be https"
+)
+
+
+def _url_problem(url, shape, plain_http_hosts, plain_http_says):
+    """What is wrong with a URL a token is sent to, or None.
+
+    ``shape`` is (pattern, what it looks like); plain http is allowed only to
+    ``plain_http_hosts`` and loopback.  User info is never allowed.
+    """
+    pattern, expected = shape
+    if not re.match(pattern, url, re.IGNORECASE):
+        return "is malformed: expected %s" % expected
     parts = urlsplit(url)
     if "@" in parts.netloc:
         return (
-            "carries user info before '@', so the token would go to %r: give only "
-            "https://host[:port]" % (parts.hostname or "?")
+            "carries user info before '@', so the token would go to %r: give only %s"
+            % (parts.hostname or "?", expected)
         )
     try:
         parts.port
     except ValueError:
         return "has an invalid port"
-    if parts.scheme.lower() == "http" and not _loopback(parts.hostname or ""):
-        return (
-            "is plain http to %r, which would send the token unencrypted: use https, "
-            "or plain http only to this machine (127.0.0.1, ::1, localhost)" % parts.hostname
-        )
+    host = (parts.hostname or "").lower()
+    if parts.scheme.lower() == "http" and host not in plain_http_hosts and not _loopback(host):
+        return "is plain http to %r, %s" % (host, plain_http_says)
     return None
 
 

@@ -48,6 +48,15 @@ def pod_env(agent, pod_token, monkeypatch):
     return agent
 
 
+def child_env():
+    """This environment, with the irsa_session this process imported first on the path."""
+    home = os.path.dirname(os.path.dirname(os.path.abspath(irsa_session.__file__)))
+    if os.path.basename(home) in ("site-packages", "dist-packages"):
+        return dict(os.environ)  # installed: a child of this interpreter finds it anyway
+    paths = [home] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+
+
 def fetcher(**kwargs):
     return Agent(config.resolve_pod_identity(), retry=FAST, **kwargs)
 
@@ -294,7 +303,7 @@ def test_pickles_as_settings_and_rebuilds_in_another_process(pod_env, tmp_path):
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "session.pickle")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
-        cwd=str(tmp_path),
+        cwd=str(tmp_path), env=child_env(),
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == pod_env.issued[-1]["access_key"] != key
@@ -347,9 +356,9 @@ def test_signed_s3_requests_use_the_agents_keys_and_nothing_leaks(pod_env, moto_
 def test_the_example_runs_end_to_end(moto_server, tmp_path):
     """examples/pod_identity.py: unchanged boto3 reads S3 with the agent's keys; a rotation."""
     script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "pod_identity.py")
-    out = subprocess.run(  # the package as the row has it: installed, or on PYTHONPATH
+    out = subprocess.run(
         [sys.executable, script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True, timeout=120, cwd=str(tmp_path),
+        universal_newlines=True, timeout=120, cwd=str(tmp_path), env=child_env(),
     )
     assert out.returncode == 0, out.stderr
     assert "unchanged boto3.client('s3') read 'hello from Pod Identity\\n'" in out.stdout
