@@ -13,6 +13,7 @@ __all__ = [
     "refreshable_credentials",
     "install",
     "pod_identity_session",
+    "assume_role",
     "aio_session",
     "arrow_filesystem",
     "IrsaError",
@@ -31,6 +32,7 @@ from .sessions import (
     pod_identity_session,
     refreshable_credentials,
 )
+from .chain import assume_role
 from ._aio import aio_session  # imports no aiobotocore until called
 from ._arrow import arrow_filesystem  # imports no pyarrow until called
 

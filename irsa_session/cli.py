@@ -122,8 +122,20 @@ def _parser():
         % (ENDPOINT_URL_STS, ENDPOINT_URL),
     )
 
+    chaining = argparse.ArgumentParser(add_help=False)
+    group = chaining.add_argument_group("role chaining")
+    group.add_argument(
+        "--assume-role", metavar="ARN",
+        help="then assume this role (sts:AssumeRole, often in another account), signed with "
+        "the pod's credentials: its credentials are the ones printed or checked",
+    )
+    group.add_argument(
+        "--external-id", metavar="ID",
+        help="the sts:ExternalId that the --assume-role role's trust policy requires",
+    )
+
     command = commands.add_parser(
-        "doctor", parents=[settings],
+        "doctor", parents=[settings, chaining],
         help="tell what is wrong with IRSA in this process (prints no secret)",
         description="Check the credential sources, the token file and its claims, the role "
         "ARN and the STS endpoint; make one AssumeRoleWithWebIdentity call and one "
@@ -134,7 +146,7 @@ def _parser():
     command.set_defaults(run=_run_doctor)
 
     command = commands.add_parser(
-        "credential-process", parents=[settings],
+        "credential-process", parents=[settings, chaining],
         help="print credentials for an AWS profile's credential_process",
         description="Print credentials as the JSON that 'credential_process = irsa-session "
         "credential-process' in an AWS config profile expects, for the AWS CLI and any SDK. "
@@ -143,7 +155,7 @@ def _parser():
     command.set_defaults(run=_run_credential_process)
 
     command = commands.add_parser(
-        "env", parents=[settings],
+        "env", parents=[settings, chaining],
         help="print credentials as environment variables (they do not refresh)",
         description="Print AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, "
         "e.g. for eval \"$(irsa-session env)\". They do not refresh: stderr says when they "
@@ -239,6 +251,20 @@ def _credentials(args):
     """(frozen credentials, expiry in seconds since the epoch), from the library's registry."""
     from .sessions import _credentials_for, refreshable_credentials
 
+    if args.assume_role is not None:
+        from .chain import assume_role
+
+        credentials = assume_role(
+            args.assume_role,
+            source=_chain_source(args),
+            external_id=args.external_id,
+            region_name=args.region,
+            sts_endpoint_url=args.sts_endpoint_url,
+        ).get_credentials()
+        frozen = credentials.get_frozen_credentials()
+        return frozen, (credentials.expires_at - _EPOCH).total_seconds()
+    if args.external_id is not None:
+        raise ConfigError("--external-id goes with --assume-role")
     irsa = config.resolve(
         role_arn=args.role_arn, token_file=args.token_file, region_name=args.region,
         sts_endpoint_url=args.sts_endpoint_url,
@@ -255,6 +281,24 @@ def _credentials(args):
         )
     frozen = credentials.get_frozen_credentials()
     return frozen, (credentials.expires_at - _EPOCH).total_seconds()
+
+
+def _chain_source(args):
+    """The session that signs --assume-role: IRSA, else EKS Pod Identity, as for the session."""
+    from .sessions import _auto_session
+
+    source = _auto_session(
+        role_arn=args.role_arn,
+        token_file=args.token_file,
+        region_name=args.region,
+        sts_endpoint_url=args.sts_endpoint_url,
+    )
+    if source._irsa_settings is None:
+        raise ConfigError(
+            "--assume-role needs credentials to sign with: neither IRSA (%s and %s) nor EKS "
+            "Pod Identity (%s) is configured" % (ROLE_ARN, TOKEN_FILE, CONTAINER_URI)
+        )
+    return source
 
 
 def _failed(command, err):
@@ -357,6 +401,10 @@ def _run_doctor(args):
             sys.stdout.flush()
 
     findings = doctor(args.role_arn, args.token_file, args.region, args.sts_endpoint_url, report=report)
+    if args.assume_role is not None:
+        findings.append(_assume_role_check(args, findings))
+        if report is not None:
+            report(findings[-1])
     ok = not any(found["status"] == FAIL for found in findings)
     if args.json:
         sys.stdout.write(json.dumps({"ok": ok, "findings": findings}, indent=2) + "\n")
@@ -411,6 +459,26 @@ def doctor(
         return findings
     add(*_exchange(settings, claims))
     return findings
+
+
+def _assume_role_check(args, findings):
+    """The finding of --assume-role: one AssumeRole signed with this pod's credentials."""
+    from .chain import doctor_check
+
+    failed = [found["check"] for found in findings if found["status"] == FAIL]
+    if failed:
+        return _finding("assume-role", SKIPPED, "skipped: %s failed" % ", ".join(failed))
+    try:
+        source = _chain_source(args)
+    except ConfigError as err:
+        return _finding("assume-role", FAIL, str(err), "fix the setting it names")
+    return doctor_check(
+        args.assume_role,
+        source=source,
+        external_id=args.external_id,
+        region_name=args.region,
+        sts_endpoint_url=args.sts_endpoint_url,
+    )
 
 
 def _finding(check, status, detail, fix=None, **fields):

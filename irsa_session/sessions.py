@@ -99,6 +99,7 @@ class _Registry(object):
         self.fallback_logged = False
         self.default = None
         self.boto3_default = None  # the boto3.DEFAULT_SESSION that install() made
+        self.installed = None  # the credentials that install() put in the default chain
         self.source_logged = False
         _fork.track(self)
 
@@ -109,6 +110,7 @@ class _Registry(object):
             self.fallback_logged = False
             self.default = None
             self.boto3_default = None
+            self.installed = None
             self.source_logged = False
 
     def _after_fork(self):
@@ -357,19 +359,43 @@ def install(**kwargs):
     configured and ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` set, the credentials come
     from EKS Pod Identity (:func:`pod_identity_session`).  Returns the library's
     session (``session.client()`` is the cached one).
+
+    ``assume_role=ARN`` (with ``external_id=``) installs instead the credentials of
+    :func:`irsa_session.assume_role` of that role, signed with the session the
+    other arguments describe, and returns that chained session.
     """
+    assume_role = kwargs.pop("assume_role", None)
+    external_id = kwargs.pop("external_id", None)
     installed = _auto_session(**kwargs)
+    if assume_role is not None:
+        from .chain import assume_role as chained
+
+        installed = chained(
+            assume_role,
+            source=installed,
+            external_id=external_id,
+            region_name=kwargs.get("region_name"),
+            sts_endpoint_url=kwargs.get("sts_endpoint_url"),
+        )
+    elif external_id is not None:
+        raise TypeError("install(external_id=...) goes with assume_role=")
+    credentials = installed._irsa_credentials
     with _registry.lock:
-        _compat.put_first_in_default_chain(installed._irsa_credentials)
+        _compat.put_first_in_default_chain(credentials)
         from . import _aio  # imports no aiobotocore: patched now if imported, else on import
 
-        _aio.install(installed._irsa_credentials)
-        if boto3.DEFAULT_SESSION is None or boto3.DEFAULT_SESSION is not _registry.boto3_default:
+        _aio.install(credentials)
+        if (
+            boto3.DEFAULT_SESSION is None
+            or boto3.DEFAULT_SESSION is not _registry.boto3_default
+            or _registry.installed is not credentials
+        ):
             # A default session made before this call may hold the chain's old answer.
             botocore_session = botocore.session.get_session()
             _compat.share_data(botocore_session)
             boto3.DEFAULT_SESSION = boto3.session.Session(botocore_session=botocore_session)
             _registry.boto3_default = boto3.DEFAULT_SESSION
+            _registry.installed = credentials
     return installed
 
 

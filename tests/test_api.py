@@ -28,6 +28,7 @@ EXPORTED = [
     "refreshable_credentials",
     "install",
     "pod_identity_session",
+    "assume_role",
     "aio_session",
     "arrow_filesystem",
     "IrsaError",
