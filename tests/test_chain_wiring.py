@@ -1,11 +1,5 @@
-"""Role chaining wired into the package: the export, install(assume_role=), the CLI.
+"""Role chaining wired into the package: the export, install(assume_role=), the CLI."""
 
-Each group runs once its patch (issue 13's report: __init__.py, sessions.install,
-cli.py) is in the tree, and is skipped until then.
-"""
-
-import contextlib
-import io
 import json
 
 import boto3
@@ -19,31 +13,11 @@ from test_chain import (  # noqa: F401 (fixtures)
 )
 
 
-def _cli_has_assume_role():
-    with contextlib.redirect_stderr(io.StringIO()):
-        try:
-            cli._parser().parse_args(["credential-process", "--assume-role", TARGET])
-        except SystemExit:
-            return False
-    return True
-
-
-exported = pytest.mark.skipif(
-    not hasattr(irsa_session, "assume_role"), reason="irsa_session does not export assume_role yet"
-)
-installs = pytest.mark.skipif(
-    not hasattr(sessions._registry, "installed"), reason="install() takes no assume_role= yet"
-)
-with_cli = pytest.mark.skipif(not _cli_has_assume_role(), reason="the CLI has no --assume-role yet")
-
-
-@exported
 def test_assume_role_is_exported():
     assert "assume_role" in irsa_session.__all__
     assert irsa_session.assume_role is chain.assume_role
 
 
-@installs
 def test_install_assume_role_and_back(chain_env):
     chained = irsa_session.install(assume_role=GUARDED, external_id=EXTERNAL_ID)
     assert chained is chain.assume_role(GUARDED, external_id=EXTERNAL_ID)
@@ -58,7 +32,6 @@ def test_install_assume_role_and_back(chain_env):
         irsa_session.install(external_id=EXTERNAL_ID)
 
 
-@with_cli
 def test_credential_process_and_env_print_the_chained_credentials(chain_env, capsys):
     assert cli.main(["credential-process", "--assume-role", GUARDED, "--external-id", EXTERNAL_ID]) == 0
     document = json.loads(capsys.readouterr().out)
@@ -71,20 +44,17 @@ def test_credential_process_and_env_print_the_chained_credentials(chain_env, cap
     assert "--external-id goes with --assume-role" in capsys.readouterr().err
 
 
-@with_cli
 def test_credential_process_says_why_it_was_denied_on_stderr_only(chain_env, capsys):
     assert cli.main(["credential-process", "--assume-role", UNTRUSTED]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and SOURCE_SESSION_ARN in captured.err
 
 
-@with_cli
 def test_credential_process_needs_a_source_to_sign_with(capsys):
     assert cli.main(["credential-process", "--assume-role", TARGET]) == 1
     assert "neither IRSA" in capsys.readouterr().err
 
 
-@with_cli
 def test_doctor_checks_the_chained_role(chain_env, capsys):
     assert cli.main(["doctor", "--json", "--assume-role", GUARDED, "--external-id", EXTERNAL_ID]) == 0
     last = json.loads(capsys.readouterr().out)["findings"][-1]
