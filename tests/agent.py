@@ -14,10 +14,11 @@ import json
 import os
 import random
 import socket
-import socketserver
 import string
 import threading
 import time
+
+from servers import LoopbackServer
 
 __all__ = ["FakeAgent"]
 
@@ -25,26 +26,20 @@ PATH = "/v1/credentials"
 _RANDOM = random.SystemRandom()
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):
-        pass  # a client that gave up is no news
-
-
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
-        self.server.agent._handle(self)
+        self.server.owner._handle(self)
 
     def log_message(self, format, *args):
         pass
 
 
-class FakeAgent(object):
+class FakeAgent(LoopbackServer):
     """The Pod Identity agent's credentials endpoint, on 127.0.0.1 and a free port."""
+
+    handler = _Handler
 
     def __init__(self, expect_token=None, duration=6 * 3600, account="111122223333"):
         self.expect_token = expect_token  # callable returning the valid token, or None: any
@@ -55,32 +50,10 @@ class FakeAgent(object):
         self._queue = collections.deque()
         self._calls = []
         self._issued = []
-        self._server = None
-        self._thread = None
-
-    def start(self):
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.agent = self
-        self._thread = threading.Thread(target=self._server.serve_forever, name="FakeAgent", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            self._thread.join(5)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d%s" % (self._server.server_address[1], PATH)
+        return self.base_url + PATH
 
     # -- controls and records -------------------------------------------------
 
@@ -177,3 +150,4 @@ class FakeAgent(object):
             handler.wfile.write(payload)
         except OSError:
             pass
+

@@ -120,3 +120,20 @@ def clock():
 @pytest.fixture
 def package():
     return irsa_session
+
+
+@pytest.fixture
+def capture():
+    """Every log record at DEBUG and above, as scrubbed text lines (``capture.lines``)."""
+    import logging
+
+    from scenarios import Capture
+
+    root = logging.getLogger()
+    handler = Capture()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(level)

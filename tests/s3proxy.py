@@ -20,12 +20,13 @@ import hmac
 import http.client
 import http.server
 import re
-import socketserver
 import threading
 import time
 import urllib.parse
 import uuid
 from xml.sax.saxutils import escape
+
+from servers import LoopbackServer
 
 Seen = collections.namedtuple("Seen", "time method path access_key verdict user_agent")
 Seen.__doc__ = "One request: its access key (None if unsigned) and 'ok' or S3's error code."
@@ -94,22 +95,13 @@ def verify(method, target, headers, secret_key, body=b""):
     return hmac.compare_digest(expected, match.group("signature"))
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):
-        """Stay quiet when a client goes away mid-answer."""
-
-
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, and 100-continue for curl's uploads
     server_version = "S3Proxy/1.0"
     sys_version = ""
 
     def _any(self):
-        self.server.proxy._handle(self)
+        self.server.owner._handle(self)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
 
@@ -117,13 +109,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """Log nothing."""
 
 
-class S3Proxy(object):
+class S3Proxy(LoopbackServer):
     """Checks each request's SigV4 signature against issued credentials, then forwards it.
 
     ``issued()`` returns dicts with ``access_key``, ``secret_key``,
     ``session_token`` and ``expiration`` (epoch seconds).  ``delay`` seconds
     are waited before each forwarded request (to stretch a read over time).
     """
+
+    handler = _Handler
 
     def __init__(self, upstream_url, issued, delay=0.0, clock=time.time):
         parts = urllib.parse.urlsplit(upstream_url)
@@ -133,36 +127,11 @@ class S3Proxy(object):
         self.clock = clock
         self._lock = threading.Lock()
         self._seen = []
-        self._server = None
-        self._thread = None
         self._local = threading.local()
-
-    def start(self):
-        """Listen on 127.0.0.1 and a free port in a background thread; return self."""
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.proxy = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="S3Proxy", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self):
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            self._thread.join(5)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
+        return self.base_url
 
     @property
     def seen(self):

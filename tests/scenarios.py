@@ -15,6 +15,8 @@ __all__ = [
     "simulated_day",
     "fork_during_refresh",
     "run_threads",
+    "in_child",
+    "chain_of",
     "Capture",
 ]
 
@@ -447,3 +449,36 @@ def run_threads(count, target):
     for thread in pool:
         thread.join(120)
     return results, errors
+
+
+def in_child(work, seconds=20):
+    """Run ``work()`` in a forked child; return what it wrote, or None if it hung."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write_end, str(work()).encode())
+        except BaseException as err:  # reported to the parent, which asserts on it
+            os.write(write_end, ("error %s: %s" % (type(err).__name__, err)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    ready, _, _ = select.select([read_end], [], [], seconds)
+    if not ready:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    text = os.read(read_end, 1000).decode() if ready else None
+    os.close(read_end)
+    return text
+
+
+def chain_of(err):
+    """Every exception reachable from ``err`` through __cause__ and __context__."""
+    found, todo = [], [err]
+    while todo:
+        each = todo.pop()
+        if each is None or any(each is seen for seen in found):
+            continue
+        found.append(each)
+        todo.extend([each.__cause__, each.__context__])
+    return found

@@ -249,6 +249,56 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         """Stay quiet when a client goes away mid-answer."""
 
 
+class LoopbackServer(object):
+    """A test server's HTTP side: 127.0.0.1 and a free port, served by a background thread.
+
+    A subclass names its request handler class in ``handler``; the handler
+    reaches the subclass's object as ``self.server.owner``.  ``_stopping`` is set
+    when the server stops, for answers that wait.
+    """
+
+    handler = None
+    _server = None
+    _thread = None
+
+    def start(self):
+        """Listen in a background thread; return self."""
+        if self._server is not None:
+            raise RuntimeError("%s is already started" % type(self).__name__)
+        self._stopping = threading.Event()
+        self._server = _Server(("127.0.0.1", 0), self.handler)
+        self._server.owner = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=type(self).__name__, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self):
+        """Stop listening; answers still waiting are abandoned."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        self._thread.join(5)
+        self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    @property
+    def base_url(self):
+        """e.g. http://127.0.0.1:54321"""
+        if self._server is None:
+            raise RuntimeError("%s is not started" % type(self).__name__)
+        return "http://127.0.0.1:%d" % self._server.server_address[1]
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Hands every request to the FakeSTS that owns the server."""
 
@@ -259,17 +309,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """Answer a query-protocol POST."""
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self.server.sts._handle(self, body.decode("utf-8", "replace"))
+        self.server.owner._handle(self, body.decode("utf-8", "replace"))
 
     def do_GET(self):
         """Answer a query-protocol GET (parameters in the query string)."""
-        self.server.sts._handle(self, "")
+        self.server.owner._handle(self, "")
 
     def log_message(self, format, *args):
         """Log nothing."""
 
 
-class FakeSTS(object):
+class FakeSTS(LoopbackServer):
     """A fake STS (AssumeRoleWithWebIdentity, GetCallerIdentity) that misbehaves on demand.
 
     Every control applies to every call, whatever its Action, in this order:
@@ -298,54 +348,17 @@ class FakeSTS(object):
         self.rate_limit = None
         self.always_fail = None
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self._queue = collections.deque()
         self._window = collections.deque()
         self._calls = []
         self._issued = []
-        self._server = None
-        self._thread = None
 
-    # -- lifecycle ---------------------------------------------------------
-
-    def start(self):
-        """Listen on 127.0.0.1 and a free port in a background thread; return self."""
-        if self._server is not None:
-            raise RuntimeError("FakeSTS is already started")
-        self._stopping.clear()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.sts = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="FakeSTS", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self):
-        """Stop listening; calls still waiting on ``delay`` are abandoned."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        self._thread.join(5)
-        self._thread = None
-
-    def __enter__(self):
-        """Start on entering a with block."""
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        """Stop on leaving a with block."""
-        self.stop()
+    handler = _Handler
 
     @property
     def url(self):
         """Endpoint URL, e.g. http://127.0.0.1:54321."""
-        if self._server is None:
-            raise RuntimeError("FakeSTS is not started")
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
+        return self.base_url
 
     # -- control -----------------------------------------------------------
 

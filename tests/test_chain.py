@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import pickle
-import select
 import subprocess
 import sys
 import threading
@@ -30,7 +29,7 @@ from chainsts import ChainSTS, sign, signer
 from conftest import ROLE_ARN, SUBJECT, make_token
 from irsa_session import ConfigError, IrsaError, RefreshError, _aio, chain, config, sessions, sts
 from irsa_session.credentials import Credentials
-from scenarios import Capture
+from scenarios import chain_of, in_child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = "arn:aws:iam::444455556666:role/cross/reader"
@@ -611,27 +610,6 @@ def test_unpickled_in_another_process_the_chain_rebuilds_itself(chain_env, tmp_p
     assert [signer(call) for call in calls_of(chain_env, AR)[2:]] == [web["access_key"], middle["access_key"]]
 
 
-def in_child(work, seconds=20):
-    """Run ``work()`` in a forked child; return what it wrote, or None if it hung."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.write(write_end, str(work()).encode())
-        except BaseException as err:  # reported to the parent, which asserts on it
-            os.write(write_end, ("error %s: %s" % (type(err).__name__, err)).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    ready, _, _ = select.select([read_end], [], [], seconds)
-    if not ready:
-        os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    text = os.read(read_end, 1000).decode() if ready else None
-    os.close(read_end)
-    return text
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_child_forked_mid_refresh_gets_its_own_credentials(chain_env):
     chain_env.set_mode(delay=0.5)
@@ -671,26 +649,6 @@ def test_a_forked_child_refreshes_with_an_sts_client_of_its_own(chain_env):
 
 
 # -- nothing leaks -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def capture():
-    root = logging.getLogger()
-    handler = Capture()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(level)
-
-
-def chain_of(err):
-    seen = []
-    while err is not None and len(seen) < 20:
-        seen.append(err)
-        err = err.__cause__ or err.__context__
-    return seen
 
 
 def test_no_secret_in_logs_reprs_errors_or_their_chains(chain_env, capture):

@@ -1,35 +1,14 @@
 """Forks: a child never inherits a lock another thread of its parent held."""
 
 import os
-import select
 import threading
 
 import pytest
 
 from irsa_session import _compat, _redact, config, install, sts
+from scenarios import in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-
-
-def in_child(work, seconds=20):
-    """Run ``work()`` in a forked child; return what it wrote, or None if it hung."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.write(write_end, str(work()).encode())
-        except BaseException as err:  # reported to the parent, which asserts on it
-            os.write(write_end, ("error %s: %s" % (type(err).__name__, err)).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    ready, _, _ = select.select([read_end], [], [], seconds)
-    if not ready:
-        os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    text = os.read(read_end, 1000).decode() if ready else None
-    os.close(read_end)
-    return text
 
 
 def held_by_another_thread(get_lock):

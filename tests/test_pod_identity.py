@@ -311,7 +311,7 @@ def test_pickles_as_settings_and_rebuilds_in_another_process(pod_env, tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_fetches_its_own(pod_env):
-    from test_fork import in_child
+    from scenarios import in_child
 
     session = pod_identity_session()
     frozen(session)

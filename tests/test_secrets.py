@@ -1,29 +1,16 @@
 """No token, secret key or session token in any log record, repr, error or pickle."""
 
-import logging
 import pickle
 import socket
 
 import pytest
 
 from conftest import FakeClock, make_token
-from scenarios import Capture
+from scenarios import chain_of
 from irsa_session import IrsaError, _redact, assumed_role_session, config, sts
 from irsa_session.credentials import ADVISORY, Credentials
 
 FAST = sts.RetryPolicy(attempts=3, base=0.01, cap=0.02)
-
-
-@pytest.fixture
-def capture():
-    root = logging.getLogger()
-    handler = Capture()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def secrets_of(fake_sts, tokens):
@@ -105,18 +92,6 @@ def test_scrub_masks_secret_shapes_before_values_are_known():
         for secret in ("abc/def+ghi", "FwoGZX", "eyJhbGciOi", "eyJhbGciOiJSUzI1"):
             assert secret not in clean, clean
     assert _redact.scrub("nothing secret here") == "nothing secret here"
-
-
-def chain_of(err):
-    """Every exception reachable from ``err`` through __cause__ and __context__."""
-    found, todo = [], [err]
-    while todo:
-        each = todo.pop()
-        if each is None or any(each is seen for seen in found):
-            continue
-        found.append(each)
-        todo.extend([each.__cause__, each.__context__])
-    return found
 
 
 def test_a_garbled_answer_leaves_no_secret_in_the_exception_chain(fake_env, capture):
