@@ -202,6 +202,7 @@ def test_entries_sts_could_not_have_written_are_ignored(fake_sts, token_file, tm
 def test_leftovers_of_killed_writers_and_old_tokens_are_swept(fake_sts, token_file, tmp_path):
     directory = tmp_path / "cache"
     node_cache(fake_sts, token_file, directory)()
+    (name,) = entries(directory)  # the live entry, before the leftovers join it
     old, fresh = directory / ".tmp-killed.json", directory / ".tmp-writing.json"
     dead, dead_lock = directory / ("0" * 64 + ".json"), directory / ("0" * 64 + ".json.lock")
     for path in (old, fresh, dead, dead_lock):
@@ -210,7 +211,6 @@ def test_leftovers_of_killed_writers_and_old_tokens_are_swept(fake_sts, token_fi
         os.utime(str(path), (0, os.path.getmtime(str(path)) - 120))
     for path in (dead, dead_lock):
         os.utime(str(path), (0, os.path.getmtime(str(path)) - 13 * 3600))
-    (name,) = [n for n in entries(directory) if not n.startswith(("0", ".tmp-"))]
     clock = FakeClock()
     clock.tick(3600)  # the live entry is due: the next read exchanges and writes
     node_cache(fake_sts, token_file, directory, clock)()
