@@ -15,13 +15,11 @@ import os
 import time
 from collections import namedtuple
 
-import boto3
-import boto3.session
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from . import _aio, _compat, _redact, config, sessions, sts
+from . import _compat, _redact, config, sessions, sts
 from .config import DEFAULT_REGION, ENDPOINT_URL_STS, REGION
 from .credentials import Credentials
 from .errors import ConfigError, IrsaError, RefreshError
@@ -634,9 +632,6 @@ def assume_role(
     return _session_for(settings, source)
 
 
-_installed = {"default": None, "credentials": None}
-
-
 def install(
     role_arn,
     *,
@@ -664,21 +659,7 @@ def install(
         duration_seconds=duration_seconds, policy=policy, policy_arns=policy_arns,
         region_name=region_name, sts_endpoint_url=sts_endpoint_url,
     )
-    credentials = installed._irsa_credentials
-    with sessions._registry.lock:
-        _compat.put_first_in_default_chain(credentials)
-        _aio.install(credentials)  # imports no aiobotocore: patched now if imported, else on import
-        current = boto3.DEFAULT_SESSION
-        if (
-            current is None
-            or current is not _installed["default"]
-            or _installed["credentials"] is not credentials
-        ):
-            # A default session made before this call may hold the chain's old answer.
-            botocore_session = botocore.session.get_session()
-            _compat.share_data(botocore_session)
-            boto3.DEFAULT_SESSION = boto3.session.Session(botocore_session=botocore_session)
-            _installed.update(default=boto3.DEFAULT_SESSION, credentials=credentials)
+    sessions.install_credentials(installed._irsa_credentials)
     return installed
 
 

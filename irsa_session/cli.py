@@ -391,15 +391,10 @@ def _run_trust_policy(args):
 
 
 def _run_doctor(args):
-    report = None
-    if not args.json:
+    report = None if args.json else _print_finding
+    if report is not None:
         sys.stdout.write(_header())
         sys.stdout.flush()
-
-        def report(found):  # each finding as it is found: no silence during STS retries
-            sys.stdout.write(_render_one(found))
-            sys.stdout.flush()
-
     findings = doctor(args.role_arn, args.token_file, args.region, args.sts_endpoint_url, report=report)
     if args.assume_role is not None:
         findings.append(_assume_role_check(args, findings))
@@ -411,6 +406,12 @@ def _run_doctor(args):
     else:
         sys.stdout.write(_verdict(findings, ok))
     return 0 if ok else 1
+
+
+def _print_finding(found):
+    """Print one finding as soon as it is made: no silence during STS retries."""
+    sys.stdout.write(_render_one(found))
+    sys.stdout.flush()
 
 
 def doctor(

@@ -379,7 +379,16 @@ def install(**kwargs):
         )
     elif external_id is not None:
         raise TypeError("install(external_id=...) goes with assume_role=")
-    credentials = installed._irsa_credentials
+    install_credentials(installed._irsa_credentials)
+    return installed
+
+
+def install_credentials(credentials):
+    """Put ``credentials`` where unchanged code finds them (``None``: botocore's own chain).
+
+    botocore's default chain, aiobotocore's, and a new ``boto3.DEFAULT_SESSION``
+    unless the current one was made by this function for these credentials.
+    """
     with _registry.lock:
         _compat.put_first_in_default_chain(credentials)
         from . import _aio  # imports no aiobotocore: patched now if imported, else on import
@@ -396,7 +405,6 @@ def install(**kwargs):
             boto3.DEFAULT_SESSION = boto3.session.Session(botocore_session=botocore_session)
             _registry.boto3_default = boto3.DEFAULT_SESSION
             _registry.installed = credentials
-    return installed
 
 
 def _missing_message(absent):
