@@ -9,9 +9,11 @@ both alike; the native one gets the very credentials the library fetched.
 Prints medians [min-max] and the ratios; exits 1 when a target is missed.
 
 Targets: read throughput of arrow_filesystem() at least 95% of native, and its
-Python layer adds at most 0.5 ms per metadata call.  Margins for noise (moto's
-Python server is most of the time measured): 5% on the throughput ratio in full
-mode, 15% in --quick mode (CI: a smaller object and fewer runs scatter more).
+Python layer adds at most 0.5 ms per metadata call (the median of per-call
+differences, the two filesystems called in turn).  Margins for noise (moto's
+Python server is most of the time measured): 5% on the throughput ratio and none
+on the overhead in full mode; 15% and twice the overhead in --quick mode (CI: a
+smaller object and fewer runs scatter more).
 """
 
 import argparse
@@ -45,7 +47,7 @@ def main():
     size_mb = 32 if args.quick else 64
     runs = 7 if args.quick else 9
     margin = MARGIN[args.quick]
-    calls = 200 if args.quick else 1000
+    calls = 40 if args.quick else 120  # per run, each filesystem
     folder = tempfile.mkdtemp(prefix="irsa-bench-arrow-")
     with FakeSTS() as fake, MotoServer() as moto:
         for name in list(os.environ):
@@ -88,9 +90,8 @@ def main():
 
         def info(fs):
             started = time.perf_counter()
-            for _ in range(calls):
-                fs.get_file_info("bench/object.bin")
-            return (time.perf_counter() - started) * 1e3 / calls
+            fs.get_file_info("bench/object.bin")
+            return (time.perf_counter() - started) * 1e3
 
         read(native), read(ours)  # warm both: connections, the first native build
         speeds = {"native": [], "ours": []}
@@ -98,22 +99,29 @@ def main():
         for _ in range(runs):
             for label, fs in (("native", native), ("ours", ours)):
                 speeds[label].append(read(fs))
-                latency[label].append(info(fs))
+        differences = []
+        for _ in range(calls * runs):  # in turn, so a slow moment hits both
+            mine, theirs = info(ours), info(native)
+            latency["ours"].append(mine)
+            latency["native"].append(theirs)
+            differences.append(mine - theirs)
         ratio = statistics.median(speeds["ours"]) / statistics.median(speeds["native"])
-        overhead = statistics.median(latency["ours"]) - statistics.median(latency["native"])
+        overhead = statistics.median(differences)
         print("arrow_filesystem() vs native S3FileSystem (static keys), pyarrow %s, moto on loopback"
               % pyarrow.__version__)
         print("  read %d MB, %d runs each, MB/s: native %s, arrow_filesystem %s: %.3fx; target >= %.2fx"
               % (size_mb, runs, summary(speeds["native"]), summary(speeds["ours"]), ratio, THROUGHPUT_TARGET))
-        print("  get_file_info, ms per call (%d calls a run): native %s, arrow_filesystem %s: %+.3f ms; "
-              "target <= %.1f ms" % (calls, summary(latency["native"], 3), summary(latency["ours"], 3),
-                                     overhead, OVERHEAD_TARGET_MS))
+        print("  get_file_info, ms per call (%d calls each, in turn): native %s, arrow_filesystem %s; "
+              "median difference %+.3f ms; target <= %.1f ms" % (
+                  calls * runs, summary(latency["native"], 3), summary(latency["ours"], 3),
+                  overhead, OVERHEAD_TARGET_MS))
         print("  STS calls: %d" % fake.call_count)
         missed = []
         if ratio < THROUGHPUT_TARGET - margin:
             missed.append("throughput %.3fx < %.2fx (with the %.0f%% margin)" % (ratio, THROUGHPUT_TARGET, margin * 100))
-        if overhead > OVERHEAD_TARGET_MS:
-            missed.append("overhead %.3f ms > %.1f ms" % (overhead, OVERHEAD_TARGET_MS))
+        allowed = OVERHEAD_TARGET_MS * (2 if args.quick else 1)
+        if overhead > allowed:
+            missed.append("overhead %.3f ms > %.1f ms (allowed %.1f)" % (overhead, OVERHEAD_TARGET_MS, allowed))
         print("targets: %s" % ("met" if not missed else "MISSED " + "; ".join(missed)))
         del ours, native
         pafs.finalize_s3()  # a live S3 filesystem at exit can hang the interpreter
