@@ -18,7 +18,7 @@ import string
 import threading
 import time
 
-from servers import LoopbackServer
+from servers import RecordingServer
 
 __all__ = ["FakeAgent"]
 
@@ -36,7 +36,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class FakeAgent(LoopbackServer):
+class FakeAgent(RecordingServer):
     """The Pod Identity agent's credentials endpoint, on 127.0.0.1 and a free port."""
 
     handler = _Handler
@@ -58,33 +58,13 @@ class FakeAgent(LoopbackServer):
     # -- controls and records -------------------------------------------------
 
     def fail_next(self, n=1, status=500, message="internal error (test)"):
-        with self._lock:
-            self._queue.extend([("fail", status, message)] * n)
+        self._enqueue(n, ("fail", status, message))
 
     def drop_next(self, n=1):
-        with self._lock:
-            self._queue.extend([("drop",)] * n)
+        self._enqueue(n, ("drop",))
 
     def malformed_next(self, n=1):
-        with self._lock:
-            self._queue.extend([("malformed",)] * n)
-
-    @property
-    def calls(self):
-        """Every request: time, path, the Authorization header sent, and what was answered."""
-        with self._lock:
-            return list(self._calls)
-
-    @property
-    def call_count(self):
-        with self._lock:
-            return len(self._calls)
-
-    @property
-    def issued(self):
-        """Credentials handed out: access_key, secret_key, session_token, expiration."""
-        with self._lock:
-            return list(self._issued)
+        self._enqueue(n, ("malformed",))
 
     # -- one request ------------------------------------------------------------
 

@@ -299,6 +299,37 @@ class LoopbackServer(object):
         return "http://127.0.0.1:%d" % self._server.server_address[1]
 
 
+class RecordingServer(LoopbackServer):
+    """A fake that queues misbehaviour, records its calls and what it issued.
+
+    A subclass sets ``_lock``, ``_queue``, ``_calls`` and ``_issued`` in its
+    ``__init__``; its handler appends to them under ``_lock``.
+    """
+
+    def _enqueue(self, n, action):
+        """Queue one behaviour for the next n calls."""
+        with self._lock:
+            self._queue.extend([action] * int(n))
+
+    @property
+    def calls(self):
+        """Snapshot list of every call (dicts: time, what was sent, what was answered)."""
+        with self._lock:
+            return list(self._calls)
+
+    @property
+    def call_count(self):
+        """Number of calls received so far."""
+        with self._lock:
+            return len(self._calls)
+
+    @property
+    def issued(self):
+        """Snapshot list of credentials handed out: access_key, secret_key, session_token, expiration."""
+        with self._lock:
+            return list(self._issued)
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Hands every request to the FakeSTS that owns the server."""
 
@@ -319,7 +350,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """Log nothing."""
 
 
-class FakeSTS(LoopbackServer):
+class FakeSTS(RecordingServer):
     """A fake STS (AssumeRoleWithWebIdentity, GetCallerIdentity) that misbehaves on demand.
 
     Every control applies to every call, whatever its Action, in this order:
@@ -401,31 +432,6 @@ class FakeSTS(LoopbackServer):
             self._window.clear()
             del self._calls[:]
             del self._issued[:]
-
-    def _enqueue(self, n, action):
-        """Queue one behaviour for the next n calls."""
-        with self._lock:
-            self._queue.extend([action] * int(n))
-
-    # -- records -----------------------------------------------------------
-
-    @property
-    def calls(self):
-        """Snapshot list of every call: time, action, headers, params, token, answered."""
-        with self._lock:
-            return list(self._calls)
-
-    @property
-    def call_count(self):
-        """Number of calls received so far."""
-        with self._lock:
-            return len(self._calls)
-
-    @property
-    def issued(self):
-        """Snapshot list of credentials handed out: access_key, secret_key, session_token, expiration."""
-        with self._lock:
-            return list(self._issued)
 
     # -- request handling --------------------------------------------------
 
