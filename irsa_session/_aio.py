@@ -12,7 +12,6 @@ import sys
 import threading
 
 from . import _fork, config, sessions
-from .errors import ConfigError
 
 __all__ = ["install", "aio_session"]
 
@@ -197,11 +196,7 @@ def aio_session(
         sts_endpoint_url, policy, policy_arns, cache_dir=cache_dir,
     )
     impl = _impl()
-    absent = config.missing(settings)
-    if absent:
-        if not fallback:
-            raise ConfigError(sessions._missing_message(absent), absent)
-        sessions._log_fallback(absent)
+    if not sessions.complete(settings, fallback):
         return impl.fallback_session(settings.region_name)
     return impl.session_for(settings)
 

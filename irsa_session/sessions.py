@@ -251,13 +251,19 @@ def assumed_role_session(
         role_arn, token_file, session_name, region_name, duration_seconds,
         sts_endpoint_url, policy, policy_arns, cache_dir=cache_dir,
     )
-    absent = config.missing(settings)
-    if absent:
-        if not fallback:
-            raise ConfigError(_missing_message(absent), absent)
-        _log_fallback(absent)
+    if not complete(settings, fallback):
         return _session_for(settings._replace(role_arn=None, token_file=None))
     return _session_for(settings)
+
+
+def complete(settings, fallback):
+    """Whether IRSA ``settings`` are complete; if not, raise or (``fallback``) log why once."""
+    absent = config.missing(settings)
+    if absent and not fallback:
+        raise ConfigError(_missing_message(absent), absent)
+    if absent:
+        _log_fallback(absent)
+    return not absent
 
 
 def pod_identity_session(*, full_uri=None, token_file=None, region_name=None, cache_dir=None):
