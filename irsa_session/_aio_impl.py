@@ -10,7 +10,7 @@ from aiobotocore.credentials import AioCredentialResolver, AioRefreshableCredent
 from aiobotocore.session import AioSession
 from botocore.credentials import CredentialProvider
 
-from . import _aio, _compat, _fork, sessions
+from . import _compat, _fork, config, sessions
 
 __all__ = ["AioCredentials", "Provider", "Session", "view", "session_for", "join_chain"]
 
@@ -49,7 +49,7 @@ class AioCredentials(AioRefreshableCredentials):
     def __reduce__(self):
         if self._irsa.settings is None:
             raise TypeError("these credentials were built without settings to rebuild from")
-        return _aio.restore_credentials, (self._irsa.settings,)
+        return restore_credentials, (self._irsa.settings,)
 
     @property
     def settings(self):
@@ -65,7 +65,7 @@ class AioCredentials(AioRefreshableCredentials):
 
     @property
     def _frozen_credentials(self):
-        return self._irsa._frozen_credentials
+        return self._irsa._refresher.current
 
     @property
     def _expiry_time(self):
@@ -83,7 +83,7 @@ class AioCredentials(AioRefreshableCredentials):
 
     async def get_frozen_credentials(self):
         if not self._irsa.refresh_needed():
-            return self._irsa._frozen_credentials
+            return self._irsa._refresher.current
         return await _in_thread(self._irsa.get_frozen_credentials)
 
     async def get_access_key(self):
@@ -97,7 +97,7 @@ class AioCredentials(AioRefreshableCredentials):
 
     async def get_account_id(self):
         await self._refresh()
-        return self._irsa._account_id
+        return self._irsa._refresher.account_id
 
 
 class Provider(CredentialProvider):
@@ -176,7 +176,7 @@ class Session(AioSession):
         )
 
     def __reduce__(self):
-        return _aio.restore, (self._irsa_settings,)
+        return restore, (self._irsa_settings,)
 
 
 def session_for(settings):
@@ -192,6 +192,25 @@ def session_for(settings):
             found = (credentials, session)
             _sessions.by_settings[settings] = found
         return found[1]
+
+
+def session(settings, fallback=True):
+    """The aio session for ``settings``; aiobotocore's default chain where they are incomplete."""
+    if not sessions.complete(settings, fallback):
+        return fallback_session(settings.region_name)
+    return session_for(settings)
+
+
+def restore(settings):
+    """Unpickle an aio session: same settings, this process's own credentials."""
+    if settings is None:  # a fallback session: this process's environment decides
+        return session(config.resolve())
+    return session_for(settings)
+
+
+def restore_credentials(settings):
+    """Unpickle aio credentials: this process's own, for the same settings."""
+    return view(sessions._credentials_for(settings))
 
 
 def fallback_session(region_name):

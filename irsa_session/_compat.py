@@ -5,6 +5,7 @@ botocore 1.8.50 (Ray's old images) and today's release take the same paths
 wherever they can.
 """
 
+import datetime
 import socket
 import threading
 from collections import OrderedDict
@@ -14,12 +15,17 @@ import botocore.credentials
 import botocore.exceptions
 import botocore.session
 from botocore.config import Config
+from botocore.credentials import ReadOnlyCredentials, RefreshableCredentials
 
 from . import _fork
 
 __all__ = [
     "ReadOnlyCredentials",
     "RefreshableCredentials",
+    "Frozen",
+    "freeze",
+    "Refreshable",
+    "ADAPTED_NAMES",
     "transient_errors",
     "lru_cache",
     "share_data",
@@ -33,10 +39,108 @@ __all__ = [
     "Provider",
 ]
 
-ReadOnlyCredentials = botocore.credentials.ReadOnlyCredentials
-RefreshableCredentials = botocore.credentials.RefreshableCredentials
 #: Newer botocore carries the account id in frozen credentials.
 HAS_ACCOUNT_ID = "account_id" in ReadOnlyCredentials._fields
+
+
+class Frozen(ReadOnlyCredentials):
+    """botocore's ReadOnlyCredentials that keep their secrets out of repr and pickle."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "ReadOnlyCredentials(access_key=%r, secret_key='****', token='****')" % (
+            self.access_key,
+        )
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(
+            "frozen credentials hold secrets and are not pickled; pickle the "
+            "irsa_session session instead: it carries only its settings"
+        )
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def freeze(issued):
+    """The :class:`Frozen` snapshot of an :class:`~irsa_session.sts.Issued`."""
+    frozen = Frozen(issued.access_key, issued.secret_key, issued.token)
+    if HAS_ACCOUNT_ID:
+        frozen = frozen._replace(account_id=issued.account_id)
+    return frozen
+
+
+#: The names of botocore's RefreshableCredentials that :class:`Refreshable` takes
+#: over: botocore's own code and its users reach credentials through these.
+#: tests/test_compat.py pins them on every botocore in the matrix.
+ADAPTED_NAMES = (
+    "access_key", "secret_key", "token", "method", "get_frozen_credentials",
+    "refresh_needed", "_refresh", "_is_expired", "_expiry_time", "_refresh_using",
+    "_refresh_lock",
+)
+
+
+class Refreshable(RefreshableCredentials):
+    """botocore's RefreshableCredentials, served by an ``irsa_session._refresh.Refresher``.
+
+    None of botocore's own state or refresh logic is used: every name in
+    :data:`ADAPTED_NAMES` is answered from the refresher, so botocore 1.8 and
+    today's release behave alike.
+    """
+
+    def __init__(self, refresher, method):  # botocore's __init__ is not called
+        self._refresher = refresher
+        self.method = method
+
+    access_key = property(lambda self: self._refresher.get().access_key)
+    secret_key = property(lambda self: self._refresher.get().secret_key)
+    token = property(lambda self: self._refresher.get().token)
+
+    @property
+    def account_id(self):
+        self._refresher.get()
+        return self._refresher.account_id
+
+    @property
+    def _refresh_lock(self):
+        return self._refresher.lock
+
+    @property
+    def _refresh_using(self):
+        return self._refresher.fetch
+
+    @property
+    def _expiry_time(self):
+        """botocore's name for the expiry; code that sets it moves the windows too."""
+        if self._refresher.current is None:
+            return None
+        return datetime.datetime.fromtimestamp(self._refresher.expiry, _UTC)
+
+    @_expiry_time.setter
+    def _expiry_time(self, when):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_UTC)
+        self._refresher.set_expiry((when - _EPOCH).total_seconds())
+
+    def get_frozen_credentials(self):
+        return self._refresher.get()
+
+    def refresh_needed(self, refresh_in=None):
+        return self._refresher.due(refresh_in)
+
+    def _is_expired(self):
+        return self._refresher.expired()
+
+    def _refresh(self):
+        self._refresher.refresh()
+
+
+_UTC = datetime.timezone.utc
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
 
 
 def _errors(*names):

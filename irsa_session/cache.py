@@ -26,11 +26,11 @@ import time
 try:
     import fcntl
 except ImportError:  # not on Windows; the cache is for Linux nodes
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 from . import _fork, _redact, token
-from .credentials import advisory_span
-from .sts import Issued, odd_value
+from ._refresh import advisory_span
+from .source import Issued, odd_value
 
 __all__ = ["NodeCache", "available"]
 
@@ -49,10 +49,11 @@ def available():
 
 
 class NodeCache(object):
-    """Wraps an exchange: ``cache(attempts=None)`` returns Issued credentials.
+    """Stands in front of a source (:mod:`irsa_session.source`), following its protocol.
 
-    Fresh entries (not yet in their advisory window) are used as they are;
-    otherwise one process exchanges under the lock and shares the result.
+    ``cache(attempts=None)`` returns Issued credentials: fresh entries (not yet
+    in their advisory window) are used as they are; otherwise one process
+    exchanges under the lock and shares the result.
     """
 
     def __init__(self, exchange, directory, clock=time.time, read_token=token.read):
@@ -61,6 +62,10 @@ class NodeCache(object):
         self._clock = clock
         self._read_token = read_token
         self.hits = 0
+
+    @property
+    def settings(self):
+        return self.exchange.settings
 
     def reset(self):
         """After a fork: the exchange's STS client belongs to the parent."""

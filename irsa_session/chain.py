@@ -9,9 +9,16 @@ same settings in one process give the same session, and a pickle carries the
 whole chain as settings, never a secret.
 """
 
+from __future__ import annotations
+
+TYPE_CHECKING = False  # the annotations below are for type checkers; typing is not imported
+if TYPE_CHECKING:
+    from typing import Optional, Sequence
+
 import functools
 import json
 import os
+import random
 import time
 from collections import namedtuple
 
@@ -23,6 +30,10 @@ from . import _compat, _redact, config, sessions, sts
 from .config import DEFAULT_REGION, ENDPOINT_URL_STS, REGION
 from .credentials import Credentials
 from .errors import ConfigError, IrsaError, RefreshError
+from .source import (
+    CONNECT_TIMEOUT, DEFAULT_RETRY, FAIL, READ_TIMEOUT, RETRY, Issued, Source, epoch, odd_value,
+    safe_cause,
+)
 
 __all__ = [
     "MAX_CHAINED_DURATION",
@@ -215,8 +226,8 @@ def _default_client(settings, credentials):
         endpoint_url=settings.sts_endpoint_url,
         config=Config(
             retries={"max_attempts": 0},
-            connect_timeout=sts.CONNECT_TIMEOUT,
-            read_timeout=sts.READ_TIMEOUT,
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
         ),
     )
 
@@ -239,14 +250,15 @@ def _policy_arns_params(client, arns):
     return {}
 
 
-class AssumeRole(object):
-    """One AssumeRole exchange signed with the source session's current credentials.
+class AssumeRole(Source):
+    """AssumeRole's source: one exchange signed with the source session's current credentials.
 
     Calling the object makes one exchange (with retries of STS's throttling, 5xx
-    and connection errors) and returns :class:`~irsa_session.sts.Issued`.  An
-    error of the source (refreshing its own credentials to sign with) is raised
-    as it is: the source has retried already.  Time, randomness and the STS
-    client factory (``factory(settings, source_credentials)``) are injectable.
+    and connection errors) and returns :class:`~irsa_session.source.Issued`; see
+    :mod:`irsa_session.source` for the protocol.  An error of the source
+    (refreshing its own credentials to sign with) is raised as it is: the source
+    has retried already.  Time, randomness and the STS client factory
+    (``factory(settings, source_credentials)``) are injectable.
     """
 
     def __init__(
@@ -254,23 +266,17 @@ class AssumeRole(object):
         settings,
         source,
         client_factory=_default_client,
-        retry=sts.DEFAULT_RETRY,
+        retry=DEFAULT_RETRY,
         sleep=time.sleep,
         rand=None,
         monotonic=time.monotonic,
     ):
-        self.settings = settings
+        super(AssumeRole, self).__init__(settings, retry, sleep, rand, monotonic)
         self.source = source
-        self.calls = 0
-        self.last_date = None
         self.assumed_arn = None  # the AssumedRoleUser of the last answer
         self.last_failure = None  # the last RefreshError made here (not the source's)
         self._principal = None
         self._client_factory = client_factory
-        self._retry = retry
-        self._sleep = sleep
-        self._rand = rand or sts._random
-        self._monotonic = monotonic
         self._client = None
         self._extra = {}
         _redact.install()  # botocore logs this exchange, and its signature, at DEBUG
@@ -279,25 +285,13 @@ class AssumeRole(object):
         """Forget the STS client (after a fork its connections belong to the parent)."""
         self._client = None
 
-    def __call__(self, attempts=None):
-        """Assume the role; ``attempts`` caps the tries below the retry policy's."""
-        limit = min(attempts or self._retry.attempts, self._retry.attempts)
-        started = self._monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._call(self._connect())
-            except IrsaError:
-                raise  # the source's own error, or a refusal made here: as it is
-            except Exception as err:  # sorted below; nothing unknown is retried
-                failed = err
-            # Out of the handler, so that the error raised has no __context__.
-            if _classify(failed) != "retry" or attempt >= limit:
-                failure = self._failure(failed, attempt, self._monotonic() - started)
-                self.last_failure = failure
-                raise failure from sts._safe_cause(failed)
-            self._sleep(self._retry.delay(attempt, self._rand))
+    def _try(self, prepared):
+        return self._call(self._connect())
+
+    def _verdict(self, err, state):
+        if isinstance(err, IrsaError):
+            return FAIL  # the source's own error, or a refusal made here: as it is
+        return RETRY if _classify(err) == "retry" else FAIL
 
     def _connect(self):
         if self._client is None:
@@ -318,7 +312,7 @@ class AssumeRole(object):
                     % (self.settings.role_arn, self.settings.sts_endpoint_url,
                        type(failed).__name__, sts._describe(failed))
                 )
-                raise self.last_failure from sts._safe_cause(failed)
+                raise self.last_failure from safe_cause(failed)
             if client is None:
                 self.last_failure = RefreshError(
                     "the source session %r has no credentials to sign AssumeRole of role %s "
@@ -347,7 +341,7 @@ class AssumeRole(object):
         response = client.assume_role(**params)
         answer = response["Credentials"]
         _redact.remember(answer["SecretAccessKey"], answer["SessionToken"])
-        odd = sts.odd_value(answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"])
+        odd = odd_value(answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"])
         if odd:
             self.last_failure = RefreshError(
                 "STS at %s answered AssumeRole for role %s with %s; refusing credentials that "
@@ -357,16 +351,22 @@ class AssumeRole(object):
             raise self.last_failure
         self.last_date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
         self.assumed_arn = response.get("AssumedRoleUser", {}).get("Arn")
-        return sts.Issued(
+        return Issued(
             access_key=answer["AccessKeyId"],
             secret_key=answer["SecretAccessKey"],
             token=answer["SessionToken"],
-            expiry=sts._epoch(answer["Expiration"]),
+            expiry=epoch(answer["Expiration"]),
             account_id=settings.role_arn.split(":")[4],
         )
 
-    def _failure(self, err, attempts, elapsed):
-        """The RefreshError for ``err``, naming the cause and the fix."""
+    def _failure(self, err, prepared, attempts, elapsed):
+        """The RefreshError for ``err``, naming the cause and the fix (``err`` if it is one)."""
+        if isinstance(err, IrsaError):
+            return err
+        self.last_failure = self._explain(err, attempts, elapsed)
+        return self.last_failure
+
+    def _explain(self, err, attempts, elapsed):
         role = self.settings.role_arn
         tries = "after %d attempt%s over %.1f s" % (attempts, "s"[: attempts - 1], elapsed)
         if not isinstance(err, ClientError):
@@ -522,13 +522,14 @@ class ChainCredentials(Credentials):
     """Credentials of one hop; they pickle as the chain's settings."""
 
     @classmethod
-    def build(cls, settings, source, clock=None, **options):
+    def build(cls, settings, source, clock=None, jitter=None, **options):
         """New credentials (not in the registry); ``options`` go to :class:`AssumeRole`."""
         fetch = AssumeRole(settings, source, **options)
         extra = {"clock": clock} if clock is not None else {}
         # Valid credentials are still in hand in the advisory window: one try there.
         return cls(
-            fetch, settings=settings, advisory_fetch=functools.partial(fetch, attempts=1), **extra
+            fetch, settings=settings, advisory_fetch=functools.partial(fetch, attempts=1),
+            jitter=jitter, **extra
         )
 
     def __reduce__(self):
@@ -566,7 +567,7 @@ def _session_for(settings, source=None):
         found = registry.sessions.get(key)
         if found is None:
             _redact.install()
-            credentials = ChainCredentials.build(settings, source)
+            credentials = ChainCredentials.build(settings, source, jitter=random.random)
             found = ChainSession(settings, credentials, source, region_name=settings.region_name)
             registry.sessions[key] = found
         return found
@@ -585,17 +586,17 @@ def _restore_credentials(settings):
 
 
 def assume_role(
-    role_arn,
+    role_arn: str,
     *,
-    source=None,
-    external_id=None,
-    session_name=None,
-    duration_seconds=None,
-    policy=None,
-    policy_arns=None,
-    region_name=None,
-    sts_endpoint_url=None
-):
+    source: Optional[sessions.Session] = None,
+    external_id: Optional[str] = None,
+    session_name: Optional[str] = None,
+    duration_seconds: Optional[int] = None,
+    policy: Optional[str] = None,
+    policy_arns: Optional[Sequence[str]] = None,
+    region_name: Optional[str] = None,
+    sts_endpoint_url: Optional[str] = None
+) -> ChainSession:
     """Return a session whose credentials come from ``sts:AssumeRole`` of ``role_arn``.
 
     The call is signed with ``source``'s credentials (default

@@ -1,7 +1,15 @@
 """The public factories, the session class, and the process-wide registry."""
 
+from __future__ import annotations
+
+TYPE_CHECKING = False  # the annotations below are for type checkers; typing is not imported
+if TYPE_CHECKING:
+    from typing import Any, Optional, Sequence
+
+import copyreg
 import functools
 import logging
+import random
 import threading
 
 import boto3
@@ -17,7 +25,7 @@ __all__ = [
     "Session",
     "assumed_role_session",
     "refreshable_credentials",
-    "install",
+    "install_credentials",
     "default_session",
     "pod_identity_session",
 ]
@@ -67,7 +75,7 @@ class Session(boto3.session.Session):
     def __reduce__(self):
         return _restore, (self._irsa_settings,)
 
-    def client(self, *args, **kwargs):
+    def client(self, *args: Any, **kwargs: Any) -> Any:
         """Like ``boto3.Session.client``, cached per identical arguments."""
         key = _compat.client_key(args, kwargs)
         with self._irsa_lock:
@@ -79,7 +87,7 @@ class Session(boto3.session.Session):
                 self._irsa_clients[key] = client
             return client
 
-    def resource(self, *args, **kwargs):
+    def resource(self, *args: Any, **kwargs: Any) -> Any:
         """Like ``boto3.Session.resource``; a new resource over the cached client."""
         with self._irsa_lock:
             return super(Session, self).resource(*args, **kwargs)
@@ -141,10 +149,21 @@ def _credentials_for(settings):
             # Valid credentials are still in hand in the advisory window: one
             # try there, and the cooldown spaces the next; no retry sleeps.
             found = Credentials(
-                fetch, settings=settings, advisory_fetch=functools.partial(fetch, attempts=1)
+                fetch, settings=settings, advisory_fetch=functools.partial(fetch, attempts=1),
+                jitter=random.random,
             )
             _registry.credentials[settings] = found
         return found
+
+
+def _reduce_credentials(credentials):
+    """Credentials pickle as their settings; the receiving process gets its own."""
+    if credentials.settings is None:
+        return credentials.__reduce__()  # refuses, saying why
+    return _credentials_for, (credentials.settings,)
+
+
+copyreg.pickle(Credentials, _reduce_credentials)
 
 
 def _session_for(settings):
@@ -175,16 +194,16 @@ def _restore(settings):
 
 
 def refreshable_credentials(
-    role_arn=None,
-    token_file=None,
+    role_arn: Optional[str] = None,
+    token_file: Optional[str] = None,
     *,
-    session_name=None,
-    region_name=None,
-    duration_seconds=None,
-    sts_endpoint_url=None,
-    policy=None,
-    policy_arns=None
-):
+    session_name: Optional[str] = None,
+    region_name: Optional[str] = None,
+    duration_seconds: Optional[int] = None,
+    sts_endpoint_url: Optional[str] = None,
+    policy: Optional[str] = None,
+    policy_arns: Optional[Sequence[str]] = None
+) -> Credentials:
     """Return IRSA credentials as a botocore ``RefreshableCredentials``.
 
     For code that builds its own botocore session
@@ -207,18 +226,18 @@ def refreshable_credentials(
 
 
 def assumed_role_session(
-    role_arn=None,
-    token_file=None,
+    role_arn: Optional[str] = None,
+    token_file: Optional[str] = None,
     *,
-    session_name=None,
-    region_name=None,
-    duration_seconds=None,
-    sts_endpoint_url=None,
-    policy=None,
-    policy_arns=None,
-    fallback=True,
-    cache_dir=None
-):
+    session_name: Optional[str] = None,
+    region_name: Optional[str] = None,
+    duration_seconds: Optional[int] = None,
+    sts_endpoint_url: Optional[str] = None,
+    policy: Optional[str] = None,
+    policy_arns: Optional[Sequence[str]] = None,
+    fallback: bool = True,
+    cache_dir: Optional[str] = None
+) -> Session:
     """Return a ``boto3.session.Session`` whose credentials come from IRSA.
 
     Credentials come from STS ``AssumeRoleWithWebIdentity``, are fetched when
@@ -266,7 +285,13 @@ def complete(settings, fallback):
     return not absent
 
 
-def pod_identity_session(*, full_uri=None, token_file=None, region_name=None, cache_dir=None):
+def pod_identity_session(
+    *,
+    full_uri: Optional[str] = None,
+    token_file: Optional[str] = None,
+    region_name: Optional[str] = None,
+    cache_dir: Optional[str] = None
+) -> Session:
     """Return a ``boto3.session.Session`` whose credentials come from EKS Pod Identity.
 
     The credentials are fetched from the node's Pod Identity agent when first
@@ -340,7 +365,7 @@ def _auto_session(**kwargs):
     return assumed_role_session(**kwargs)
 
 
-def default_session():
+def default_session() -> Session:
     """The process-wide session behind ``irsa_session.session``: IRSA, else Pod Identity."""
     found = _registry.default
     if found is None:
@@ -349,44 +374,15 @@ def default_session():
     return found
 
 
-def install(**kwargs):
-    """Make IRSA (or EKS Pod Identity) credentials what unchanged boto3 and botocore code gets.
+#: Called with the credentials that install_credentials() puts in place (or None):
+#: ``irsa_session._aio`` registers its aiobotocore patch here when imported.
+_installers = []
 
-    Every ``boto3.Session()`` and ``botocore.session.get_session()`` created from
-    now on, and boto3's default session (``boto3.client()``, ``boto3.resource()``),
-    resolve the library's credentials where botocore puts web identity:
-    environment keys and a chosen profile (``profile_name=`` or ``AWS_PROFILE``)
-    still win, container and instance metadata come after.  All of them share
-    one set of refreshing credentials (a new session makes no STS call), and
-    ``boto3.client()`` still returns a new client per call.  Where aiobotocore is
-    installed (s3fs, fsspec, pandas, Dask), its sessions get the same credentials
-    by the same rules, from the moment it is imported.  Takes the arguments
-    of :func:`assumed_role_session`; calling it again is harmless.  With IRSA not
-    configured and ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` set, the credentials come
-    from EKS Pod Identity (:func:`pod_identity_session`).  Returns the library's
-    session (``session.client()`` is the cached one).
 
-    ``assume_role=ARN`` (with ``external_id=``) installs instead the credentials of
-    :func:`irsa_session.assume_role` of that role, signed with the session the
-    other arguments describe, and returns that chained session.
-    """
-    assume_role = kwargs.pop("assume_role", None)
-    external_id = kwargs.pop("external_id", None)
-    installed = _auto_session(**kwargs)
-    if assume_role is not None:
-        from .chain import assume_role as chained
-
-        installed = chained(
-            assume_role,
-            source=installed,
-            external_id=external_id,
-            region_name=kwargs.get("region_name"),
-            sts_endpoint_url=kwargs.get("sts_endpoint_url"),
-        )
-    elif external_id is not None:
-        raise TypeError("install(external_id=...) goes with assume_role=")
-    install_credentials(installed._irsa_credentials)
-    return installed
+def on_install(function):
+    """Have :func:`install_credentials` also call ``function(credentials)``."""
+    if function not in _installers:
+        _installers.append(function)
 
 
 def install_credentials(credentials):
@@ -397,9 +393,8 @@ def install_credentials(credentials):
     """
     with _registry.lock:
         _compat.put_first_in_default_chain(credentials)
-        from . import _aio  # imports no aiobotocore: patched now if imported, else on import
-
-        _aio.install(credentials)
+        for function in _installers:
+            function(credentials)
         if (
             boto3.DEFAULT_SESSION is None
             or boto3.DEFAULT_SESSION is not _registry.boto3_default
