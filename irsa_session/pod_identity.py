@@ -17,20 +17,21 @@ import urllib.request
 from . import _redact, token
 from .config import CONTAINER_FULL_URI, CONTAINER_TOKEN, CONTAINER_TOKEN_FILE
 from .errors import IrsaError, RefreshError
-from .sts import CONNECT_TIMEOUT, DEFAULT_RETRY, Issued, odd_value, _epoch, _random
+from .source import CONNECT_TIMEOUT, DEFAULT_RETRY, FAIL, RETRY, Issued, Source, epoch as _epoch, odd_value
 
 __all__ = ["Agent"]
 
 _TRANSIENT_STATUS = frozenset([429, 500, 502, 503, 504])
 
 
-class Agent(object):
-    """Fetches credentials from the Pod Identity agent, reading the token again at every try.
+class Agent(Source):
+    """EKS Pod Identity's source: the node's agent, with the token read again at every try.
 
     Calling the object makes one fetch (with retries) and returns
-    :class:`~irsa_session.sts.Issued`, or raises
-    :class:`~irsa_session.errors.IrsaError`.  The opener (urllib), the token reader,
-    time and randomness are injectable.
+    :class:`~irsa_session.source.Issued`, or raises
+    :class:`~irsa_session.errors.IrsaError`; see :mod:`irsa_session.source` for
+    the protocol.  The opener (urllib), the token reader, time and randomness
+    are injectable.
     """
 
     def __init__(
@@ -45,42 +46,31 @@ class Agent(object):
         environ=None,
         timeout=CONNECT_TIMEOUT,
     ):
-        self.settings = settings
-        self.calls = 0
-        self.last_date = None
+        super(Agent, self).__init__(settings, retry, sleep, rand, monotonic)
         # No proxies: the agent is on the node (a proxy would see the token).
         self._opener = opener or urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self._read_token = read_token or (lambda path: token.read(path, source=token.POD_IDENTITY))
-        self._retry = retry
-        self._sleep = sleep
-        self._rand = rand or _random
-        self._monotonic = monotonic
         self._environ = os.environ if environ is None else environ
         self._timeout = timeout
         _redact.install()
-
-    def reset(self):
-        """Nothing to forget after a fork: every fetch opens its own connection."""
 
     def proof(self):
         """The token this process would send: what the node cache keys entries on."""
         return self._token() or ""
 
-    def __call__(self, attempts=None):
-        """Fetch credentials; ``attempts`` caps the tries below the retry policy's."""
-        limit = min(attempts or self._retry.attempts, self._retry.attempts)
-        started = self._monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            secret = self._token()  # each try: the kubelet may have rotated it
-            try:
-                return self._fetch(secret)
-            except Exception as err:  # sorted below; nothing unknown is retried
-                failed = err
-            if isinstance(failed, IrsaError) or not _transient(failed) or attempt >= limit:
-                raise self._failure(failed, secret, attempt, self._monotonic() - started) from None
-            self._sleep(self._retry.delay(attempt, self._rand))
+    def _prepare(self, state):
+        return self._token()  # each try: the kubelet may have rotated it
+
+    def _try(self, secret):
+        return self._fetch(secret)
+
+    def _verdict(self, err, state):
+        if isinstance(err, IrsaError) or not _transient(err):
+            return FAIL
+        return RETRY
+
+    def _cause(self, err):
+        return None  # urllib's errors add nothing the message does not say
 
     def _token(self):
         if self.settings.token_file is not None:

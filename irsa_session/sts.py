@@ -1,48 +1,19 @@
 """One STS AssumeRoleWithWebIdentity exchange: retries, and errors that say what to do."""
 
-import datetime
 import time
-from collections import namedtuple
 
 from botocore.exceptions import ClientError
 
 from . import _compat, _redact, token
 from .config import REGION, ROLE_ARN, TOKEN_FILE, ENDPOINT_URL_STS
 from .errors import IrsaError, RefreshError
+from .source import (  # noqa: F401  (Issued and friends: still importable from here)
+    AGAIN, CONNECT_TIMEOUT, DEFAULT_RETRY, FAIL, READ_TIMEOUT, RETRY, Issued, RetryPolicy,
+    Source, epoch as _epoch, is_parse_error as _is_parse_error, odd_value,
+    random as _random, safe_cause as _safe_cause,
+)
 
 __all__ = ["Issued", "RetryPolicy", "DEFAULT_RETRY", "Exchange", "odd_value"]
-
-Issued = namedtuple(
-    "Issued", "access_key secret_key token expiry account_id issued_at", defaults=(None,)
-)
-Issued.__doc__ = "Credentials STS issued; times in seconds since the epoch."
-Issued.__repr__ = lambda self: "Issued(access_key=%r, expiry=%r)" % (self.access_key, self.expiry)
-
-
-class RetryPolicy(namedtuple("RetryPolicy", "attempts base cap")):
-    """At most ``attempts`` calls; waits double from ``base`` up to ``cap`` seconds.
-
-    Each wait is drawn between half and all of its step (jitter), so the total
-    wait is at most :attr:`budget`.
-    """
-
-    __slots__ = ()
-
-    def delay(self, attempt, rand):
-        """The wait after failed attempt number ``attempt`` (1-based)."""
-        step = min(self.cap, self.base * 2 ** (attempt - 1))
-        return step / 2 + rand() * step / 2
-
-    @property
-    def budget(self):
-        """The longest total wait between the first and the last attempt."""
-        return sum(min(self.cap, self.base * 2 ** n) for n in range(self.attempts - 1))
-
-
-#: 6 attempts, waits of 0.5, 1, 2, 4 and 8 s at most: 15.5 s in all.
-DEFAULT_RETRY = RetryPolicy(attempts=6, base=0.5, cap=8.0)
-CONNECT_TIMEOUT = 5
-READ_TIMEOUT = 10
 
 _RETRYABLE_CODES = frozenset(
     """Throttling ThrottlingException ThrottledException RequestThrottledException
@@ -63,12 +34,13 @@ def _default_client(settings):
     )
 
 
-class Exchange(object):
-    """Trades the token for credentials, reading the token again at every attempt.
+class Exchange(Source):
+    """IRSA's source: trades the token for credentials, reading it again at every try.
 
     Calling the object makes one exchange (with retries) and returns
-    :class:`Issued`, or raises :class:`~irsa_session.errors.IrsaError`.  Time,
-    randomness, the token reader and the STS client factory are injectable.
+    :class:`Issued`, or raises :class:`~irsa_session.errors.IrsaError`; see
+    :mod:`irsa_session.source` for the protocol.  Time, randomness, the token
+    reader and the STS client factory are injectable.
     """
 
     def __init__(
@@ -81,15 +53,9 @@ class Exchange(object):
         rand=None,
         monotonic=time.monotonic,
     ):
-        self.settings = settings
-        self.calls = 0
-        self.last_date = None
+        super(Exchange, self).__init__(settings, retry, sleep, rand, monotonic)
         self._client_factory = client_factory
         self._read_token = read_token
-        self._retry = retry
-        self._sleep = sleep
-        self._rand = rand or _random
-        self._monotonic = monotonic
         self._client = None
         self._extra = {}
         _redact.install()  # botocore logs this exchange at DEBUG
@@ -98,33 +64,21 @@ class Exchange(object):
         """Forget the STS client (after a fork its connections belong to the parent)."""
         self._client = None
 
-    def __call__(self, attempts=None):
-        """Exchange the token; ``attempts`` caps the tries below the retry policy's."""
-        limit = min(attempts or self._retry.attempts, self._retry.attempts)
-        started = self._monotonic()
-        attempt = 0
-        retried_expired = False
-        while True:
-            attempt += 1
-            client = self._connect()  # first, so the token read is as fresh as it can be
-            web_token = self._read_token(self.settings.token_file)
-            _redact.remember(web_token)
-            try:
-                return self._call(client, web_token)
-            except Exception as err:  # sorted below; nothing unknown is retried
-                failed = err
-            # Out of the handler: the error raised below must not carry ``failed``
-            # (which may quote STS's answer) as its __context__.
-            kind = _classify(failed)
-            if kind == "expired" and not retried_expired:
-                retried_expired = True  # the kubelet may have rotated it since
-                continue
-            if kind != "retry" or attempt >= limit:
-                failure = self._failure(failed, web_token, attempt, self._monotonic() - started)
-                if failure is failed:
-                    raise failure
-                raise failure from _safe_cause(failed)
-            self._sleep(self._retry.delay(attempt, self._rand))
+    def _prepare(self, state):
+        client = self._connect()  # first, so the token read is as fresh as it can be
+        web_token = self._read_token(self.settings.token_file)
+        _redact.remember(web_token)
+        return client, web_token
+
+    def _try(self, prepared):
+        return self._call(*prepared)
+
+    def _verdict(self, err, state):
+        kind = _classify(err)
+        if kind == "expired" and not state.get("retried_expired"):
+            state["retried_expired"] = True  # the kubelet may have rotated it since
+            return AGAIN
+        return RETRY if kind == "retry" else FAIL
 
     def _connect(self):
         if self._client is None:
@@ -181,7 +135,7 @@ class Exchange(object):
             account_id=self.settings.role_arn.split(":")[4],
         )
 
-    def _failure(self, err, web_token, attempts, elapsed):
+    def _failure(self, err, prepared, attempts, elapsed):
         """The RefreshError for ``err``, naming the cause and the fix."""
         if isinstance(err, IrsaError):
             return err
@@ -212,7 +166,7 @@ class Exchange(object):
         error = err.response.get("Error", {})
         code = error.get("Code") or "Unknown"
         said = "%s: %s" % (code, _redact.scrub(error.get("Message") or "no message"))
-        claims = token.claims(web_token)
+        claims = token.claims(prepared[1])
         if code in _TRUST_CODES:
             text = "STS denied AssumeRoleWithWebIdentity for role %s (%s). %s" % (
                 role,
@@ -297,48 +251,6 @@ def _classify(err):
     return "retry" if isinstance(err, _compat.transient_errors()) else "fatal"
 
 
-_KEY_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-_BASE64_CHARS = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
-)
-
-
-def odd_value(access_key, secret_key, session_token):
-    """What is wrong with credential values STS could not have issued, else None.
-
-    Access key ids are upper-case letters and digits; secret keys and session
-    tokens base64 characters.  Anything else (a newline, a quote, a space) would
-    be a forged or garbled answer, and could inject lines where the values are
-    written out.  The text never quotes a value.
-    """
-    for name, value, chars, shortest in (
-        ("an access key id", access_key, _KEY_ID_CHARS, 16),
-        ("a secret access key", secret_key, _BASE64_CHARS, 16),
-        ("a session token", session_token, _BASE64_CHARS, 16),
-    ):
-        if not isinstance(value, str) or len(value) < shortest or not chars.issuperset(value):
-            return "%s that is not %d or more of the characters STS uses" % (name, shortest)
-    return None
-
-
-def _safe_cause(err):
-    """``err`` if nothing in it or its chain can quote a secret, else None.
-
-    A garbled answer's parser error quotes the raw body (keys included); any
-    error whose text the scrubber changes would show a secret in a traceback.
-    """
-    seen = err
-    while seen is not None:
-        if _is_parse_error(seen) or _redact.scrub(str(seen)) != str(seen):
-            return None
-        seen = seen.__cause__ or seen.__context__
-    return err
-
-
-def _is_parse_error(err):
-    return any("Parse" in cls.__name__ for cls in type(err).__mro__)
-
-
 def _describe(err):
     """``err``'s text for a message: scrubbed, and never a quoted STS answer."""
     if _is_parse_error(err):
@@ -378,23 +290,3 @@ def _expired_ago(claims):
         return ""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))
     return " (exp %s, %d s ago)" % (stamp, max(0, time.time() - exp))
-
-
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-
-
-def _epoch(value):
-    """Seconds since the epoch of botocore's parsed timestamp (or an ISO string)."""
-    if isinstance(value, str):
-        from botocore.utils import parse_timestamp
-
-        value = parse_timestamp(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.timezone.utc)
-    return (value - _EPOCH).total_seconds()
-
-
-def _random():
-    import random  # imported on the first retry, not at start-up
-
-    return random.random()
