@@ -28,16 +28,23 @@ from .errors import ConfigError, IrsaError, RefreshError, TokenFileError
 from .sessions import (
     assumed_role_session,
     default_session,
-    install,
     pod_identity_session,
     refreshable_credentials,
 )
 from .chain import assume_role
+from ._install import install
 from ._aio import aio_session  # imports no aiobotocore until called
 from ._arrow import arrow_filesystem  # imports no pyarrow until called
 
+TYPE_CHECKING = False  # for type checkers only: typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import List
 
-def __getattr__(name):
+    from .sessions import Session
+del TYPE_CHECKING  # not a name of the package's
+
+
+def __getattr__(name: str) -> "Session":
     # ``session`` is built on first access (PEP 562), from the environment only:
     # no token is read and no STS call is made until credentials are needed.
     if name == "session":
@@ -45,5 +52,5 @@ def __getattr__(name):
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
-def __dir__():
+def __dir__() -> "List[str]":
     return sorted(set(globals()) | {"session"})

@@ -7,6 +7,12 @@ watcher; a process that never uses aiobotocore never loads it.  The classes
 that touch aiobotocore live in ``_aio_impl``.
 """
 
+from __future__ import annotations
+
+TYPE_CHECKING = False  # the annotations below are for type checkers; typing is not imported
+if TYPE_CHECKING:
+    from typing import Any, Optional, Sequence
+
 import logging
 import sys
 import threading
@@ -57,6 +63,9 @@ def install(credentials):
     # Imported already, or being imported by another thread: wait for it, holding no lock.
     __import__(WATCHED)
     _patch_on_import()
+
+
+sessions.on_install(install)
 
 
 def installed_credentials():
@@ -159,18 +168,18 @@ class _PatchAfter(object):
 
 
 def aio_session(
-    role_arn=None,
-    token_file=None,
+    role_arn: Optional[str] = None,
+    token_file: Optional[str] = None,
     *,
-    session_name=None,
-    region_name=None,
-    duration_seconds=None,
-    sts_endpoint_url=None,
-    policy=None,
-    policy_arns=None,
-    fallback=True,
-    cache_dir=None
-):
+    session_name: Optional[str] = None,
+    region_name: Optional[str] = None,
+    duration_seconds: Optional[int] = None,
+    sts_endpoint_url: Optional[str] = None,
+    policy: Optional[str] = None,
+    policy_arns: Optional[Sequence[str]] = None,
+    fallback: bool = True,
+    cache_dir: Optional[str] = None
+) -> Any:
     """Return an aiobotocore session whose credentials are the library's.
 
     For s3fs, fsspec, pandas and Dask: ``s3fs.S3FileSystem(session=aio_session())``
@@ -195,22 +204,7 @@ def aio_session(
         role_arn, token_file, session_name, region_name, duration_seconds,
         sts_endpoint_url, policy, policy_arns, cache_dir=cache_dir,
     )
-    impl = _impl()
-    if not sessions.complete(settings, fallback):
-        return impl.fallback_session(settings.region_name)
-    return impl.session_for(settings)
-
-
-def restore(settings):
-    """Unpickle an aio session: same settings, this process's own credentials."""
-    if settings is None:
-        return aio_session()
-    return _impl().session_for(settings)
-
-
-def restore_credentials(settings):
-    """Unpickle aio credentials: this process's own, for the same settings."""
-    return _impl().view(sessions._credentials_for(settings))
+    return _impl().session(settings, fallback)
 
 
 def _impl():

@@ -4,6 +4,12 @@ Importing this module imports no pyarrow; :func:`arrow_filesystem` does.  The
 classes that touch pyarrow live in ``_arrow_impl``.
 """
 
+from __future__ import annotations
+
+TYPE_CHECKING = False  # the annotations below are for type checkers; typing is not imported
+if TYPE_CHECKING:
+    from typing import Any
+
 from . import config, sessions
 from .errors import ConfigError
 
@@ -22,7 +28,7 @@ CREDENTIAL_OPTIONS = (
 )
 
 
-def arrow_filesystem(**s3_options):
+def arrow_filesystem(**s3_options: Any) -> Any:
     """Return a ``pyarrow.fs.FileSystem`` for S3 whose credentials are the library's.
 
     Reads and writes go through a native ``pyarrow.fs.S3FileSystem`` built with
@@ -65,11 +71,6 @@ def arrow_filesystem(**s3_options):
         sessions._log_fallback(absent)
         return impl.plain_filesystem(s3_options)
     return impl.filesystem(settings, s3_options)
-
-
-def restore(settings, s3_options):
-    """Unpickle: the same settings and options, this process's own credentials."""
-    return _impl().Handler(settings, s3_options)
 
 
 def _impl():

@@ -9,7 +9,7 @@ import threading
 
 import pyarrow.fs
 
-from . import _arrow, _fork, sessions
+from . import _fork, sessions
 
 __all__ = ["Handler", "filesystem", "plain_filesystem"]
 
@@ -54,6 +54,11 @@ def _strip(path):
     return path[len("s3://"):] if path.startswith("s3://") else path
 
 
+def restore(settings, s3_options):
+    """Unpickle: the same settings and options, this process's own credentials."""
+    return Handler(settings, s3_options)
+
+
 class Handler(pyarrow.fs.FileSystemHandler):
     """Serves each call from a native S3FileSystem made with the current credentials.
 
@@ -74,7 +79,7 @@ class Handler(pyarrow.fs.FileSystemHandler):
         _fork.track(self)
 
     def __reduce__(self):
-        return _arrow.restore, (self.settings, self.s3_options)
+        return restore, (self.settings, self.s3_options)
 
     def __repr__(self):
         return "<irsa_session arrow filesystem role_arn=%r region=%r options=%r>" % (
