@@ -23,11 +23,9 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
-
-from servers import FakeSTS, MotoServer  # noqa: E402
-import scenarios  # noqa: E402  (JWT-shaped tokens)
+from irsa_testing.moto import MotoServer
+from irsa_testing.servers import FakeSTS
+from irsa_testing.tokens import write_token
 
 ROLE = "arn:aws:iam::111122223333:role/bench"
 THROUGHPUT_TARGET = 0.95
@@ -55,7 +53,7 @@ def main():
                 del os.environ[name]
         os.environ.update(
             AWS_ROLE_ARN=ROLE,
-            AWS_WEB_IDENTITY_TOKEN_FILE=scenarios.write_token(folder),
+            AWS_WEB_IDENTITY_TOKEN_FILE=write_token(folder),
             AWS_ENDPOINT_URL_STS=fake.url,
             AWS_REGION="us-east-1",
             AWS_EC2_METADATA_DISABLED="true",

@@ -16,11 +16,8 @@ import argparse
 import datetime
 import json
 import os
-import sys
 import threading
 import time
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def make_session(impl):
@@ -89,18 +86,18 @@ def w3_day(impl, threads, hours):
     Time is simulated by replacing time.time (and botocore's clock) in this
     process; the loopback STS runs here too, so its expirations follow it.
     """
-    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
-    from servers import FakeSTS
+    from irsa_testing.clock import FakeClock
+    from irsa_testing.servers import FakeSTS
 
-    clock = [time.time()]
+    clock = FakeClock()
     real_time = time.time
-    time.time = lambda: clock[0]
+    time.time = clock
     try:
         import botocore.credentials
         from dateutil.tz import tzlocal
 
         def sim_now():
-            return datetime.datetime.fromtimestamp(clock[0], tzlocal())
+            return datetime.datetime.fromtimestamp(clock(), tzlocal())
 
         botocore.credentials._local_now = sim_now
         with FakeSTS(duration=3600) as fake:
@@ -121,7 +118,7 @@ def w3_day(impl, threads, hours):
                         key = creds.get_frozen_credentials().access_key
                         if key not in expiry_of:
                             expiry_of.update((i["access_key"], i["expiration"]) for i in fake.issued)
-                        stale = expiry_of[key] <= clock[0]
+                        stale = expiry_of[key] <= clock()
                         with lock:
                             counts["uses"] += 1
                             counts["expired"] += stale
@@ -134,7 +131,7 @@ def w3_day(impl, threads, hours):
             for thread in pool:
                 thread.start()
             for _ in range(hours * 60):
-                clock[0] += 60
+                clock.tick(60)
                 gate.wait()
                 gate.wait()
             for thread in pool:

@@ -1,8 +1,8 @@
 """pandas, s3fs, pyarrow and Ray Data on the library's credentials, end to end on loopback.
 
-Plays the part of EKS and AWS: the loopback FakeSTS (tests/servers.py) as STS, moto's
-server as S3 behind a proxy (tests/s3proxy.py) that refuses any request not signed
-by a key STS issued and that has not expired.  Then does what a data pod does:
+Plays the part of EKS and AWS: the loopback FakeSTS (irsa_testing/servers.py) as STS,
+moto's server as S3 behind a proxy (irsa_testing/s3proxy.py) that refuses any request
+not signed by a key STS issued and that has not expired.  Then does what a data pod does:
 
     irsa_session.install()                      # s3fs, fsspec and pandas' s3:// from now on
     pd.read_csv("s3://bucket/raw.csv")          # unchanged code
@@ -12,6 +12,7 @@ by a key STS issued and that has not expired.  Then does what a data pod does:
 and prints how many STS calls were made and which keys signed the S3 requests.
 
     python examples/data_stack.py    # from the repo; needs pandas, s3fs, pyarrow, ray and a moto server
+                                     # and the stand-ins (pip install ./testing)
 """
 
 import io
@@ -19,12 +20,10 @@ import os
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # the stand-ins
-
-import scenarios  # noqa: E402  (JWT-shaped tokens)
-from s3proxy import S3Proxy  # noqa: E402
-from servers import FakeSTS, MotoServer  # noqa: E402
+from irsa_testing.moto import MotoServer  # the stand-ins: pip install ./testing
+from irsa_testing.s3proxy import S3Proxy
+from irsa_testing.servers import FakeSTS
+from irsa_testing.tokens import write_token
 
 ROLE = "arn:aws:iam::111122223333:role/data-reader"
 
@@ -37,7 +36,7 @@ def main():
                 del os.environ[name]
         os.environ.update(
             AWS_ROLE_ARN=ROLE,
-            AWS_WEB_IDENTITY_TOKEN_FILE=scenarios.write_token(folder),
+            AWS_WEB_IDENTITY_TOKEN_FILE=write_token(folder),
             AWS_ENDPOINT_URL_STS=sts.url,
             AWS_ENDPOINT_URL_S3=s3.url,  # s3fs and boto3 read it; arrow_filesystem() too
             AWS_REGION="us-east-1",

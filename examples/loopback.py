@@ -13,13 +13,11 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 class LoopbackPod(object):
     """Plays EKS for one driver run: a token, STS and S3 on 127.0.0.1, the pod's variables.
 
-    STS is the tests' FakeSTS (it counts calls and remembers every secret it
+    STS is irsa_testing's FakeSTS (it counts calls and remembers every secret it
     issued, with ``credential_life``-second credentials); S3 is moto's server
     (``IRSA_TEST_MOTO_SERVER``, else ``moto_server`` on PATH).
     """
@@ -33,8 +31,8 @@ class LoopbackPod(object):
         self.output = ""
 
     def __enter__(self):
-        sys.path.insert(0, os.path.join(REPO, "tests"))
-        from servers import FakeSTS, MotoServer
+        from irsa_testing.moto import MotoServer
+        from irsa_testing.servers import FakeSTS
 
         self.sts = FakeSTS(duration=self.credential_life).start()
         self.s3 = MotoServer().start()
@@ -82,24 +80,10 @@ class LoopbackPod(object):
 
     def _write_token(self):
         """A token shaped like the one EKS projects (unsigned: the fake STS does not check)."""
-        import base64
+        from irsa_testing.tokens import make_token, write_token
 
-        def b64url(data):
-            return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-        claims = {
-            "iss": "https://oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE",
-            "sub": "system:serviceaccount:ray:ray-worker",
-            "aud": ["sts.amazonaws.com"],
-            "exp": int(time.time()) + 86400,
-        }
-        self.token = ".".join(
-            [b64url({"alg": "RS256"}), b64url(claims), b64url({"sig": os.urandom(16).hex()})]
-        )
-        path = os.path.join(self.folder, "token")
-        with open(path, "w") as handle:
-            handle.write(self.token)
-        return path
+        self.token = make_token(exp_in=86400, sub="system:serviceaccount:ray:ray-worker")
+        return write_token(self.folder, self.token)
 
     def run(self, script, timeout=480):
         """Run ``script --driver FOLDER`` as the pod's driver; return its exit code (or why not).

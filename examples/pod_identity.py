@@ -1,6 +1,6 @@
 """EKS Pod Identity end to end on loopback, on any boto3 (1.4.8 included).
 
-Plays the part of EKS: a fake Pod Identity agent (tests/agent.py) on 127.0.0.1
+Plays the part of EKS: a fake Pod Identity agent (irsa_testing/agent.py) on 127.0.0.1
 stands for the node's agent at 169.254.170.23, a projected token file, and the
 two variables EKS sets; moto's server is S3, behind a proxy that refuses any key
 the agent did not issue.  Then does what a pod does, unchanged code included:
@@ -12,43 +12,28 @@ and rotates the token between two refreshes.  Prints what happened.
 
     python examples/pod_identity.py    # from the repo; needs boto3 and a moto server
                                        # (moto_server on PATH, or IRSA_TEST_MOTO_SERVER)
+                                       # and the stand-ins (pip install ./testing)
 """
 
-import base64
-import json
 import os
 import sys
 import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # the stand-ins
-
-from agent import FakeAgent  # noqa: E402
-from s3proxy import S3Proxy  # noqa: E402
-from servers import MotoServer  # noqa: E402
+from irsa_testing.agent import FakeAgent  # the stand-ins: pip install ./testing
+from irsa_testing.moto import MotoServer
+from irsa_testing.s3proxy import S3Proxy
+from irsa_testing.tokens import make_token, write_token
 
 
-def write_token(path, serial):
-    """A token shaped like the one EKS projects for Pod Identity (unsigned)."""
-    def b64url(data):
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-    claims = {
-        "iss": "https://oidc.eks.us-west-2.amazonaws.com/id/EXAMPLE",
-        "sub": "system:serviceaccount:team-a:default-editor",
-        "aud": ["pods.eks.amazonaws.com"],
-        "exp": int(time.time()) + 86400,
-        "jti": str(serial),
-    }
-    with open(path, "w") as handle:
-        handle.write(".".join([b64url({"alg": "RS256"}), b64url(claims), "c2lnbmF0dXJl"]))
+def write_pod_token(folder, serial):
+    """A token shaped like the one EKS projects for Pod Identity (unsigned); returns its path."""
+    token = make_token(exp_in=86400, aud=["pods.eks.amazonaws.com"], jti=str(serial))
+    return write_token(folder, token, "eks-pod-identity-token")
 
 
 def main():
     folder = tempfile.mkdtemp(prefix="irsa-pod-identity-")
-    token_path = os.path.join(folder, "eks-pod-identity-token")
-    write_token(token_path, 1)
+    token_path = write_pod_token(folder, 1)
     with MotoServer() as moto, FakeAgent(expect_token=lambda: open(token_path).read()) as agent, \
             S3Proxy(moto.url, lambda: agent.issued) as s3:
         for name in list(os.environ):
@@ -75,7 +60,7 @@ def main():
         print("boto3 %s: unchanged boto3.client('s3') read %r" % (boto3.__version__, body.decode()))
         credentials = session.get_credentials()
         first = credentials.get_frozen_credentials().access_key
-        write_token(token_path, 2)  # the kubelet rotates the token; the agent wants the new one
+        write_pod_token(folder, 2)  # the kubelet rotates the token; the agent wants the new one
         credentials._expiry_time = credentials.expires_at.replace(year=2000)  # as if due
         second = credentials.get_frozen_credentials().access_key
         client.list_objects(Bucket="pod-identity-demo")

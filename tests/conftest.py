@@ -1,53 +1,20 @@
-"""Shared fixtures: a clean environment, JWT-shaped tokens, a fake clock, servers."""
+"""Shared fixtures: a clean environment, a token file, a fake clock, servers, log capture.
 
-import base64
-import json
+The stand-ins themselves live in the irsa_testing package (``pip install ./testing``).
+"""
+
 import os
-import time
 
 import boto3
 import pytest
 
 import irsa_session
 from irsa_session import _aio, _compat, sessions
-
-from servers import FakeSTS, MotoServer
-
-ROLE_ARN = "arn:aws:iam::111122223333:role/team/data-reader"
-ISSUER = "https://oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
-SUBJECT = "system:serviceaccount:team-a:default-editor"
-
-
-def _b64(data):
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-
-def make_token(exp_in=3600, **claims):
-    """A JWT-shaped token (unsigned) like the one EKS projects into pods."""
-    body = {
-        "iss": ISSUER,
-        "sub": SUBJECT,
-        "aud": ["sts.amazonaws.com"],
-        "exp": int(time.time() + exp_in),
-        "iat": int(time.time()),
-    }
-    body.update(claims)
-    header = {"alg": "RS256", "kid": "k1"}
-    signature = base64.urlsafe_b64encode(os.urandom(64)).decode().rstrip("=")
-    return "%s.%s.%s" % (_b64(header), _b64(body), signature)
-
-
-class FakeClock(object):
-    """Seconds since the epoch, moved only by ``tick``."""
-
-    def __init__(self, start=None):
-        self.now = time.time() if start is None else start
-
-    def __call__(self):
-        return self.now
-
-    def tick(self, seconds):
-        self.now += seconds
+from irsa_testing import ROLE_ARN
+from irsa_testing.clock import FakeClock
+from irsa_testing.moto import MotoServer
+from irsa_testing.servers import FakeSTS
+from irsa_testing.tokens import make_token
 
 
 @pytest.fixture(autouse=True)
@@ -127,7 +94,7 @@ def capture():
     """Every log record at DEBUG and above, as scrubbed text lines (``capture.lines``)."""
     import logging
 
-    from scenarios import Capture
+    from irsa_testing.scenarios import Capture
 
     root = logging.getLogger()
     handler = Capture()

@@ -1,6 +1,6 @@
 """aiobotocore, s3fs and pandas on the library's credentials (issue 11, part 1).
 
-Every S3 request goes through the checking proxy (tests/s3proxy.py), which
+Every S3 request goes through the checking proxy (irsa_testing/s3proxy.py), which
 rejects keys the FakeSTS did not issue or that expired and records which key
 signed each request; every test counts the STS calls.
 """
@@ -24,8 +24,8 @@ import boto3  # noqa: E402
 
 import irsa_session  # noqa: E402
 from irsa_session import ConfigError, RefreshError, _aio, _aio_impl  # noqa: E402
-from conftest import ROLE_ARN  # noqa: E402
-from datastack import (  # noqa: E402,F401  (fixtures)
+from irsa_testing import ROLE_ARN  # noqa: E402
+from irsa_testing.datastack import (  # noqa: E402,F401  (fixtures)
     BLOB,
     CSV,
     assume_calls,

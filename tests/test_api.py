@@ -14,8 +14,8 @@ import botocore.credentials
 import pytest
 
 import irsa_session
-from conftest import ROLE_ARN
 from irsa_session import token as token_module
+from irsa_testing import ROLE_ARN
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

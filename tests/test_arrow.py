@@ -1,6 +1,6 @@
 """pyarrow on the library's credentials: arrow_filesystem() (issue 11, part 2).
 
-As in test_aio.py, S3 is moto behind the checking proxy (tests/s3proxy.py),
+As in test_aio.py, S3 is moto behind the checking proxy (irsa_testing/s3proxy.py),
 which refuses keys the FakeSTS did not issue or that expired and records
 which key signed each request; every test counts the STS calls.
 """
@@ -20,8 +20,8 @@ ds = pytest.importorskip("pyarrow.dataset")
 
 import irsa_session  # noqa: E402
 from irsa_session import ConfigError, _arrow_impl  # noqa: E402
-from conftest import ROLE_ARN  # noqa: E402
-from datastack import (  # noqa: E402,F401  (fixtures)
+from irsa_testing import ROLE_ARN  # noqa: E402
+from irsa_testing.datastack import (  # noqa: E402,F401  (fixtures)
     BLOB,
     assume_calls,
     bucket,

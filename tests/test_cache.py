@@ -9,9 +9,11 @@ import threading
 
 import pytest
 
-from conftest import FakeClock, ROLE_ARN, make_token
 from irsa_session import ConfigError, assumed_role_session, cache, config, sts, token
 from irsa_session.credentials import ADVISORY, Credentials
+from irsa_testing import ROLE_ARN
+from irsa_testing.clock import FakeClock
+from irsa_testing.tokens import make_token
 
 pytestmark = pytest.mark.skipif(not cache.available(), reason="needs fcntl file locks")
 

@@ -1,6 +1,6 @@
 """Role chaining: AssumeRole signed with the source's live credentials, both refreshing.
 
-Every test runs against ChainSTS (tests/chainsts.py), which answers AssumeRole only
+Every test runs against ChainSTS (irsa_testing/chainsts.py), which answers AssumeRole only
 for a request whose SigV4 signature verifies with the secret of a live key it
 issued, and only for a principal the target role trusts: a chain that signed
 with stale, foreign or no credentials fails there.
@@ -24,12 +24,13 @@ import botocore.session
 import pytest
 
 import irsa_session
-from agent import FakeAgent
-from chainsts import ChainSTS, sign, signer
-from conftest import ROLE_ARN, SUBJECT, make_token
 from irsa_session import ConfigError, IrsaError, RefreshError, _aio, chain, config, sessions, sts
 from irsa_session.credentials import Credentials
-from scenarios import chain_of, in_child
+from irsa_testing import ROLE_ARN, SUBJECT
+from irsa_testing.agent import FakeAgent
+from irsa_testing.chainsts import ChainSTS, sign, signer
+from irsa_testing.scenarios import chain_of, in_child
+from irsa_testing.tokens import make_token
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = "arn:aws:iam::444455556666:role/cross/reader"

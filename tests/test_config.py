@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from conftest import ROLE_ARN
 from irsa_session import ConfigError, IrsaError, config
+from irsa_testing import ROLE_ARN
 
 try:
     from hypothesis import given, settings as hypothesis_settings, strategies as st

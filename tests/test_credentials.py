@@ -13,9 +13,9 @@ import pytest
 from botocore.credentials import RefreshableCredentials
 
 from irsa_session import RefreshError
-from scenarios import run_threads
 from irsa_session.credentials import ADVISORY, MANDATORY, Credentials
 from irsa_session.sts import Issued
+from irsa_testing.scenarios import run_threads
 
 
 class Fetch(object):

@@ -5,7 +5,7 @@ import uuid
 import boto3
 import pytest
 
-from conftest import ROLE_ARN
+from irsa_testing import ROLE_ARN
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import time
 import boto3
 import pytest
 
-from conftest import ROLE_ARN
+from irsa_testing import ROLE_ARN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")

@@ -15,15 +15,15 @@ import botocore.session
 import pytest
 
 import irsa_session
-from agent import FakeAgent
-from conftest import make_token
-from s3proxy import S3Proxy
 from irsa_session import ConfigError, RefreshError, TokenFileError, config, install, sts
 from irsa_session.pod_identity import Agent
 from irsa_session.sessions import pod_identity_session
+from irsa_testing import SUBJECT
+from irsa_testing.agent import FakeAgent
+from irsa_testing.s3proxy import S3Proxy
+from irsa_testing.tokens import make_token
 
 FAST = sts.RetryPolicy(attempts=4, base=0.01, cap=0.02)
-SUBJECT = "system:serviceaccount:team-a:default-editor"
 
 
 @pytest.fixture
@@ -311,7 +311,7 @@ def test_pickles_as_settings_and_rebuilds_in_another_process(pod_env, tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_fetches_its_own(pod_env):
-    from scenarios import in_child
+    from irsa_testing.scenarios import in_child
 
     session = pod_identity_session()
     frozen(session)

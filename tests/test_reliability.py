@@ -1,7 +1,7 @@
 """Faults, outages, bursts, token rotation, a simulated day, forks and bad input.
 
-The scenarios live in ``scenarios.py`` so that ``tools/reliability.py`` can print
-the same figures these tests hold to their bounds.
+The scenarios live in ``irsa_testing/scenarios.py`` so that ``tools/reliability.py``
+can print the same figures these tests hold to their bounds.
 """
 
 import multiprocessing
@@ -12,9 +12,6 @@ import sys
 
 import pytest
 
-import scenarios
-from conftest import ROLE_ARN
-from servers import free_port
 from irsa_session import (
     _compat,
     config,
@@ -24,6 +21,8 @@ from irsa_session import (
     assumed_role_session,
     sts,
 )
+from irsa_testing import ROLE_ARN, scenarios
+from irsa_testing.servers import free_port
 
 
 @pytest.mark.parametrize("name", sorted(scenarios.TRANSIENT_FAULTS))

@@ -5,10 +5,11 @@ import socket
 
 import pytest
 
-from conftest import FakeClock, make_token
-from scenarios import chain_of
 from irsa_session import IrsaError, _redact, assumed_role_session, config, sts
 from irsa_session.credentials import ADVISORY, Credentials
+from irsa_testing.clock import FakeClock
+from irsa_testing.scenarios import chain_of
+from irsa_testing.tokens import make_token
 
 FAST = sts.RetryPolicy(attempts=3, base=0.01, cap=0.02)
 

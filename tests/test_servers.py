@@ -12,7 +12,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from servers import FakeSTS, MotoServer
+from irsa_testing.moto import MotoServer
+from irsa_testing.servers import FakeSTS
 
 NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
 ROLE = "arn:aws:iam::111122223333:role/team/my-role"

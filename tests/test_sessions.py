@@ -16,9 +16,9 @@ import pytest
 from botocore.config import Config
 
 import irsa_session
-from conftest import ROLE_ARN
 from irsa_session import ConfigError, assumed_role_session, install, refreshable_credentials
 from irsa_session.credentials import Credentials
+from irsa_testing import ROLE_ARN
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

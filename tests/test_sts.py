@@ -7,9 +7,10 @@ import botocore.credentials
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from conftest import ISSUER, ROLE_ARN, SUBJECT, make_token
 from irsa_session import RefreshError, TokenFileError, config, sts
 from irsa_session.errors import IrsaError
+from irsa_testing import ISSUER, ROLE_ARN, SUBJECT
+from irsa_testing.tokens import make_token
 
 FAST = sts.RetryPolicy(attempts=6, base=0.01, cap=0.08)
 

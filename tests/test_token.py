@@ -9,8 +9,9 @@ import traceback
 
 import pytest
 
-from conftest import ISSUER, SUBJECT, make_token
 from irsa_session import ConfigError, IrsaError, TokenFileError, token
+from irsa_testing import ISSUER, SUBJECT
+from irsa_testing.tokens import make_token
 
 
 def read_error(path, **kwargs):

@@ -1,10 +1,11 @@
 """Print the reliability figures: faults survived, STS calls, recovery times, leaks.
 
-Runs the scenarios of ``tests/scenarios.py`` (the ones ``tests/test_reliability.py``
+Runs the scenarios of ``irsa_testing/scenarios.py`` (the ones ``tests/test_reliability.py``
 asserts on) against the fault-injecting loopback STS, with every log record of
 every logger captured at DEBUG and searched for secrets afterwards.
 
     ./dev reliability            # newest boto3 and legacy boto3 1.4.8 on Python 3.7
+    python tools/reliability.py  # by hand: pip install . ./testing first
 """
 
 import logging
@@ -15,15 +16,13 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+import boto3
+import botocore
 
-import boto3  # noqa: E402
-import botocore  # noqa: E402
-
-import irsa_session  # noqa: E402
-import scenarios  # noqa: E402
-from servers import FakeSTS  # noqa: E402
+import irsa_session
+from irsa_testing import ROLE_ARN, scenarios
+from irsa_testing.servers import FakeSTS
+from irsa_testing.tokens import write_token
 
 
 def row(name, result, calls="", seconds=None):
@@ -112,7 +111,7 @@ def main():
             secrets += _secrets_of(fake)
 
         session = irsa_session.assumed_role_session(
-            role_arn=scenarios.ROLE_ARN, token_file=scenarios.write_token(tempfile.mkdtemp()),
+            role_arn=ROLE_ARN, token_file=write_token(tempfile.mkdtemp()),
             sts_endpoint_url=fake.url,
         )
         frozen = session.get_credentials().get_frozen_credentials()

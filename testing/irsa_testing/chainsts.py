@@ -1,6 +1,6 @@
 """A fake STS that also answers AssumeRole, and checks who signed each signed call.
 
-:class:`ChainSTS` is :class:`servers.FakeSTS` (every control of it still
+:class:`ChainSTS` is :class:`irsa_testing.servers.FakeSTS` (every control of it still
 applies to every call) plus:
 
 - ``AssumeRole`` and ``GetCallerIdentity`` answer only a request whose SigV4
@@ -33,7 +33,7 @@ import urllib.parse
 import uuid
 from xml.sax.saxutils import escape
 
-from servers import STS_NS, FakeSTS, _RANDOM, _UPPER_ALNUM, _iso8601, _secret_key
+from irsa_testing.servers import STS_NS, FakeSTS, _RANDOM, _UPPER_ALNUM, _iso8601, _secret_key
 
 _AUTH = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*"

@@ -1,9 +1,15 @@
 """Fixtures and helpers shared by the data-stack tests (test_aio.py, test_arrow.py).
 
-S3 is moto's server behind :class:`s3proxy.S3Proxy`, which lets through only
-requests signed by credentials the FakeSTS issued and not yet expired, and
-records which key signed each.  STS is the FakeSTS of ``fake_env``.
+S3 is moto's server behind :class:`irsa_testing.s3proxy.S3Proxy`, which lets
+through only requests signed by credentials the FakeSTS issued and not yet
+expired, and records which key signed each.  STS is the FakeSTS of
+``fake_env``: the fixtures need ``moto_server`` and ``fake_env`` from the tests'
+conftest.py.
 """
+
+__all__ = [
+    "CSV", "BLOB", "assume_calls", "secrets_of", "parquet_bytes", "proxy", "bucket", "run_python",
+]
 
 import io
 import os
@@ -14,9 +20,8 @@ import uuid
 import boto3
 import pytest
 
-from s3proxy import S3Proxy
+from irsa_testing.s3proxy import S3Proxy
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 CSV = b"city,reading\noslo,3\nlima,19\ncairo,27\n"
 BLOB = os.urandom(48 * 1024)
 
@@ -71,7 +76,7 @@ def bucket(moto_server):
 def run_python(code, env=None, stdin=None, timeout=120):
     """Run ``code`` in a fresh interpreter that imports what this one does; return stdout."""
     full_env = dict(os.environ if env is None else env)
-    paths = [HERE] + [p for p in sys.path if p and os.path.isdir(p)]
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
     full_env["PYTHONPATH"] = os.pathsep.join(paths)
     result = subprocess.run(
         [sys.executable, "-c", code],

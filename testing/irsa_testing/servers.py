@@ -1,33 +1,31 @@
-"""Local servers for the tests: a real moto server and a misbehaving fake STS.
+"""Loopback test servers: a base class, a recording base, and a fake STS that misbehaves on demand.
 
-Standard library only, and runs on Python 3.7, so every row of the test
-matrix (even the one with boto3 1.4.8 and no moto installed) can use it.
+:class:`LoopbackServer` serves a handler on 127.0.0.1 and a free port from a
+background thread; :class:`RecordingServer` adds queued misbehaviour and records
+of calls and issued credentials; :class:`FakeSTS` is AssumeRoleWithWebIdentity
+and GetCallerIdentity on top of them.  Standard library only, and Python 3.7, so
+every row of the test matrix (even the one with boto3 1.4.8 and no moto
+installed) can use it.
 """
 
-__all__ = ["free_port", "MotoServer", "FakeSTS", "DEFAULT_STATUS"]
+__all__ = ["free_port", "LoopbackServer", "RecordingServer", "FakeSTS", "DEFAULT_STATUS"]
 
 import base64
 import collections
 import hashlib
 import http.server
-import importlib.util
-import json
 import os
 import random
-import shutil
 import socket
 import socketserver
 import string
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from xml.sax.saxutils import escape
+
+from irsa_testing.tokens import claims_of
 
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -61,8 +59,6 @@ _DEFAULT_MESSAGES = {
     "ServiceUnavailable": "Service is unavailable, please try again later",
 }
 
-# Never send loopback test traffic through a proxy from the environment.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _RANDOM = random.SystemRandom()
 _UPPER_ALNUM = string.ascii_uppercase + string.digits
 
@@ -72,170 +68,6 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _http(method, url, data=None, timeout=2.0):
-    """Send one request without proxies; return (status, body), HTTP errors included."""
-    request = urllib.request.Request(url, data=data, method=method)
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
-# --------------------------------------------------------------------------
-# moto
-
-
-class MotoServer(object):
-    """A moto server in a child process, on 127.0.0.1 and a free port."""
-
-    START_TIMEOUT = 30.0
-
-    def __init__(self, executable=None):
-        """Find the moto server command; raise RuntimeError if there is none."""
-        self.command = self._find_command(executable)
-        self.port = None
-        self.process = None
-        self.log_path = None
-        self._log = None
-
-    @staticmethod
-    def _find_command(executable):
-        """Return the command list that runs moto's server."""
-        if executable:
-            return [executable] if isinstance(executable, str) else list(executable)
-        from_env = os.environ.get("IRSA_TEST_MOTO_SERVER")
-        if from_env:
-            if not (os.path.isfile(from_env) and os.access(from_env, os.X_OK)):
-                raise RuntimeError(
-                    "IRSA_TEST_MOTO_SERVER=%r is not an executable file" % from_env
-                )
-            return [from_env]
-        found = shutil.which("moto_server")
-        if found:
-            return [found]
-        if importlib.util.find_spec("moto") is not None:
-            return [sys.executable, "-m", "moto.server"]
-        raise RuntimeError(
-            "no moto server found: run the tests through nox (./dev test), or set "
-            "IRSA_TEST_MOTO_SERVER to a moto_server executable (pip install "
-            "'moto[server]' in any Python >= 3.9 venv), or put moto_server on PATH"
-        )
-
-    @property
-    def url(self):
-        """Base URL of the running server, e.g. http://127.0.0.1:5000."""
-        if self.port is None:
-            raise RuntimeError("MotoServer is not started")
-        return "http://127.0.0.1:%d" % self.port
-
-    def start(self):
-        """Start the server and wait until it answers HTTP; return self."""
-        if self.process is not None:
-            raise RuntimeError("MotoServer is already started")
-        for _ in range(3):
-            try:
-                self._start_once()
-                return self
-            except _PortTaken:
-                self.stop()
-        raise RuntimeError("moto server could not get a free port after 3 tries")
-
-    def _start_once(self):
-        """Launch once on a fresh port; raise _PortTaken on a port race."""
-        env = dict(os.environ)
-        env.update(
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION="us-east-1",
-            PYTHONUNBUFFERED="1",
-        )
-        self.port = free_port()
-        fd, self.log_path = tempfile.mkstemp(prefix="moto-server-", suffix=".log")
-        self._log = os.fdopen(fd, "wb")
-        self.process = subprocess.Popen(
-            self.command + ["-H", "127.0.0.1", "-p", str(self.port)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        deadline = time.monotonic() + self.START_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                tail = self.log_tail()
-                if "Address already in use" in tail:
-                    raise _PortTaken()
-                code = self.process.returncode
-                self.stop()
-                raise RuntimeError(
-                    "moto server exited with code %s while starting:\n%s" % (code, tail)
-                )
-            try:
-                _http("GET", self.url + "/moto-api/", timeout=1.0)
-                return
-            except (OSError, socket.timeout):
-                pass
-            if time.monotonic() > deadline:
-                tail = self.log_tail()
-                self.stop()
-                raise RuntimeError(
-                    "moto server did not answer within %.0f s:\n%s"
-                    % (self.START_TIMEOUT, tail)
-                )
-            time.sleep(0.1)
-
-    def log_tail(self, lines=40):
-        """Return the last lines of the server's log."""
-        if not self.log_path or not os.path.exists(self.log_path):
-            return ""
-        if self._log is not None:
-            self._log.flush()
-        with open(self.log_path, "rb") as handle:
-            text = handle.read().decode("utf-8", "replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def reset(self):
-        """Forget every resource moto holds (POST /moto-api/reset)."""
-        status, body = _http("POST", self.url + "/moto-api/reset", data=b"", timeout=10)
-        if status >= 300:
-            raise RuntimeError("moto reset failed: HTTP %d %r" % (status, body[:200]))
-
-    def stop(self):
-        """Terminate the server (kill after 5 s) and remove its log."""
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self.log_path and os.path.exists(self.log_path):
-            os.unlink(self.log_path)
-        self.log_path = None
-        self.port = None
-
-    def __enter__(self):
-        """Start on entering a with block."""
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        """Stop on leaving a with block."""
-        self.stop()
-
-
-class _PortTaken(Exception):
-    """The port from free_port() was taken before moto bound it."""
-
-
-# --------------------------------------------------------------------------
-# fake STS
 
 
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -549,7 +381,7 @@ class FakeSTS(RecordingServer):
         account = arn_parts[4] if len(arn_parts) == 6 and arn_parts[4] else self.account
         role_name = role_arn.rsplit("/", 1)[-1]
         role_id = "AROA" + hashlib.sha1(role_arn.encode()).hexdigest()[:17].upper()
-        claims = _jwt_claims(params["WebIdentityToken"])
+        claims = claims_of(params["WebIdentityToken"])
         audience = claims.get("aud", "sts.amazonaws.com")
         if isinstance(audience, list):
             audience = audience[0] if audience else "sts.amazonaws.com"
@@ -631,19 +463,6 @@ def _secret_key():
 def _iso8601(epoch):
     """Format epoch seconds as 2026-11-22T23:00:00Z."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def _jwt_claims(token):
-    """Return the claims of a JWT, or {} if the token is not one."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        payload = parts[1] + "=" * (-len(parts[1]) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(payload.encode()).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 def _error_xml(code, status, message):

@@ -7,6 +7,8 @@ first in first out: ``fail_next(status)``, ``drop_next()``, ``malformed_next()``
 ``delay`` stretches every answer.  Standard library only, Python 3.7 syntax.
 """
 
+__all__ = ["FakeAgent"]
+
 import base64
 import collections
 import http.server
@@ -18,9 +20,7 @@ import string
 import threading
 import time
 
-from servers import RecordingServer
-
-__all__ = ["FakeAgent"]
+from irsa_testing.servers import RecordingServer
 
 PATH = "/v1/credentials"
 _RANDOM = random.SystemRandom()
@@ -130,4 +130,3 @@ class FakeAgent(RecordingServer):
             handler.wfile.write(payload)
         except OSError:
             pass
-

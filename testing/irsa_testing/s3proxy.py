@@ -4,7 +4,7 @@ moto's server accepts any signature, so a test against it alone cannot tell
 which credentials a client used.  :class:`S3Proxy` stands in front of it and
 checks every request as S3 would: the SigV4 ``Authorization`` header must
 name an access key that STS issued (``issued()`` lists them, as
-:attr:`servers.FakeSTS.issued` does), not yet expired, with that key's session
+:attr:`irsa_testing.servers.FakeSTS.issued` does), not yet expired, with that key's session
 token, and the signature must verify with that key's secret.  Requests that
 pass go on to moto; the rest get S3's 403 error.  Every request is recorded
 as a :class:`Seen`.
@@ -26,7 +26,7 @@ import urllib.parse
 import uuid
 from xml.sax.saxutils import escape
 
-from servers import LoopbackServer
+from irsa_testing.servers import LoopbackServer
 
 Seen = collections.namedtuple("Seen", "time method path access_key verdict user_agent")
 Seen.__doc__ = "One request: its access key (None if unsigned) and 'ok' or S3's error code."

@@ -1,8 +1,9 @@
-"""Reliability scenarios, each returning its figures.
+"""Reliability scenarios, each returning its figures, and helpers for threads, forks and logs.
 
 ``tests/test_reliability.py`` asserts on these figures on every row of the
 matrix; ``tools/reliability.py`` runs the same functions and prints them.  Each
 scenario sets up what it needs (a FakeSTS, token files, clocks) and cleans up.
+The only module here that imports irsa_session (and botocore).
 """
 
 __all__ = [
@@ -20,9 +21,7 @@ __all__ = [
     "Capture",
 ]
 
-import base64
 import datetime
-import json
 import logging
 import os
 import random
@@ -36,9 +35,9 @@ from botocore.exceptions import ClientError
 
 from irsa_session import RefreshError, config, sessions, sts
 from irsa_session.credentials import ADVISORY, MANDATORY, Credentials
-
-ROLE_ARN = "arn:aws:iam::111122223333:role/team/data-reader"
-HERE = os.path.dirname(os.path.abspath(__file__))
+from irsa_testing import ROLE_ARN
+from irsa_testing.clock import FakeClock
+from irsa_testing.tokens import make_token, write_token
 
 #: name -> how to make the fake STS misbehave once
 TRANSIENT_FAULTS = {
@@ -64,29 +63,6 @@ class Capture(logging.Handler):
 
     def emit(self, record):
         self.lines.append(self.format(record))
-
-
-def _b64(data):
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-
-def make_token(serial=0):
-    """A JWT-shaped token; ``serial`` makes each one distinct."""
-    claims = {
-        "iss": "https://oidc.eks.us-west-2.amazonaws.com/id/EXAMPLE",
-        "sub": "system:serviceaccount:team-a:default-editor",
-        "aud": ["sts.amazonaws.com"],
-        "exp": int(time.time()) + 3600,
-        "jti": "%d-%s" % (serial, base64.b32encode(os.urandom(10)).decode()),
-    }
-    return "%s.%s.%s" % (_b64({"alg": "RS256"}), _b64(claims), _b64({"s": serial}) + "sig")
-
-
-def write_token(folder, serial=0):
-    path = os.path.join(folder, "token")
-    with open(path, "w") as handle:
-        handle.write(make_token(serial))
-    return path
 
 
 def settings_for(fake, token_file, **extra):
@@ -124,7 +100,7 @@ def transient_fault(fake, folder, name):
 def advisory_outage(fake, folder):
     """STS down from the advisory window on: served, spaced, then a named failure."""
     fake.reset()
-    clock = _Clock()
+    clock = FakeClock()
     settings = settings_for(fake, write_token(folder))
     exchange = sts.Exchange(settings, sleep=lambda seconds: None, monotonic=clock)
     creds = Credentials(
@@ -170,7 +146,6 @@ def burst(fake, folder, threads=100, processes=16, rate=5):
         AWS_ROLE_ARN=ROLE_ARN,
         AWS_WEB_IDENTITY_TOKEN_FILE=token_file,
         AWS_ENDPOINT_URL_STS=fake.url,
-        PYTHONPATH=os.pathsep.join([HERE] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]),
     )
     child = (
         "from irsa_session import session\n"
@@ -221,7 +196,7 @@ def rotation(fake, folder, threads=32, seconds=2.0, every=0.003):
         serial[0] += 1
         stamp = os.path.join(folder, "..%06d" % serial[0])
         os.mkdir(stamp)
-        token = make_token(serial[0])
+        token = make_token(jti=str(serial[0]))
         with open(os.path.join(stamp, "token"), "w") as handle:
             handle.write(token)
         with lock:
@@ -305,21 +280,6 @@ def stale_token(fake, folder):
     return {"sts_calls": calls, "error": error}
 
 
-class _Clock(object):
-    """Seconds since the epoch, moved by ``tick``; thread-safe."""
-
-    def __init__(self):
-        self.now = time.time()
-        self._lock = threading.Lock()
-
-    def __call__(self):
-        return self.now
-
-    def tick(self, seconds):
-        with self._lock:
-            self.now += seconds
-
-
 class _SimulatedSTS(object):
     """An in-process STS client on a simulated clock, failing at random."""
 
@@ -353,7 +313,7 @@ class _SimulatedSTS(object):
 
 def simulated_day(folder, threads=64, failure_rate=0.1, seed=7, hours=24):
     """A simulated day of 1 h credentials, threads using them every minute."""
-    clock = _Clock()
+    clock = FakeClock()
     fake = _SimulatedSTS(clock, failure_rate, seed)
     settings = config.resolve(role_arn=ROLE_ARN, token_file=write_token(folder), environ={})
     exchange = sts.Exchange(
