@@ -23,9 +23,13 @@ class Credentials(_compat.Refreshable):
     :mod:`irsa_session._refresh`'s rule.  ``advisory_fetch`` (default ``fetch``)
     is used in the advisory window, ``clock`` returns seconds since the epoch,
     ``jitter`` spreads the advisory start (see :class:`~irsa_session._refresh.Refresher`).
-    ``settings`` are what the credentials pickle as: the layer that builds them
-    registers how (``copyreg``); without that they refuse to pickle.
+    ``settings`` are what the credentials pickle as, and :attr:`rebuild` (set by the
+    layer that builds them) makes them anew from those in the receiving process;
+    without both they refuse to pickle.
     """
+
+    #: ``rebuild(settings)``: this process's credentials for ``settings``.
+    rebuild = None
 
     def __init__(
         self, fetch, clock=_refresh._wall_clock, method="irsa-session", settings=None,
@@ -50,7 +54,10 @@ class Credentials(_compat.Refreshable):
         )
 
     def __reduce__(self):
-        raise TypeError("these credentials were built without settings to rebuild from")
+        rebuild = type(self).rebuild
+        if self.settings is None or rebuild is None:
+            raise TypeError("these credentials were built without settings to rebuild from")
+        return rebuild, (self.settings,)
 
     @property
     def expires_at(self) -> Optional[datetime.datetime]:

@@ -6,7 +6,6 @@ TYPE_CHECKING = False  # the annotations below are for type checkers; typing is 
 if TYPE_CHECKING:
     from typing import Any, Optional, Sequence
 
-import copyreg
 import functools
 import logging
 import random
@@ -55,7 +54,6 @@ class Session(boto3.session.Session):
         self._irsa_settings = settings
         self._irsa_credentials = credentials
         self._irsa_lock = threading.RLock()
-        self._irsa_clients = _compat.lru_cache(_CLIENTS_PER_SESSION)
         _fork.track(self)
 
     def __repr__(self):
@@ -74,6 +72,14 @@ class Session(boto3.session.Session):
 
     def __reduce__(self):
         return _restore, (self._irsa_settings,)
+
+    @property
+    def _irsa_clients(self):
+        """The client cache, made on first need (cachetools is imported only then)."""
+        clients = self.__dict__.get("_irsa_client_cache")
+        if clients is None:
+            clients = self._irsa_client_cache = _compat.lru_cache(_CLIENTS_PER_SESSION)
+        return clients
 
     def client(self, *args: Any, **kwargs: Any) -> Any:
         """Like ``boto3.Session.client``, cached per identical arguments."""
@@ -94,7 +100,7 @@ class Session(boto3.session.Session):
 
     def _after_fork(self):
         self._irsa_lock = threading.RLock()
-        self._irsa_clients.clear()  # their connections belong to the parent
+        self.__dict__.pop("_irsa_client_cache", None)  # their connections are the parent's
 
 
 class _Registry(object):
@@ -156,14 +162,10 @@ def _credentials_for(settings):
         return found
 
 
-def _reduce_credentials(credentials):
-    """Credentials pickle as their settings; the receiving process gets its own."""
-    if credentials.settings is None:
-        return credentials.__reduce__()  # refuses, saying why
-    return _credentials_for, (credentials.settings,)
-
-
-copyreg.pickle(Credentials, _reduce_credentials)
+# Credentials pickle as their settings; the receiving process gets its own.  (Not
+# copyreg: its table outlives the modules at exit, and a function in it keeps this
+# module, and botocore behind it, alive into the interpreter's slow clean-up.)
+Credentials.rebuild = _credentials_for
 
 
 def _session_for(settings):
