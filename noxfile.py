@@ -3,7 +3,9 @@
 Each row gets its own venv (made with the row's Python ``-m venv``: virtualenv
 can no longer seed 3.7 venvs).  moto cannot share a venv with botocore 1.8.50,
 so every row runs moto's server from one shared modern venv, ``.nox/_moto``,
-named to the tests by ``IRSA_TEST_MOTO_SERVER``.
+named to the tests by ``IRSA_TEST_MOTO_SERVER``.  The stand-ins the tests,
+examples, benchmarks and tools import (package ``irsa_testing``, folder
+``testing/``) are installed beside the package in every session.
 """
 
 import glob
@@ -16,6 +18,7 @@ import sys
 import nox
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+TESTING = os.path.join(ROOT, "testing")
 LEGACY = ["boto3==1.4.8", "botocore==1.8.50"]
 MIDDLE = ["boto3==1.26.76", "botocore==1.29.76"]
 # Issue 11: the data stack. boto3 goes in with aiobotocore so pip picks a botocore
@@ -109,12 +112,22 @@ def _moto_server(session):
 
 
 def _install(session, *deps):
-    """Install deps, then the package itself (not editable)."""
+    """Install deps, then the package itself and the test stand-ins (neither editable)."""
     session.install(*deps)
     # setuptools keeps build/lib between builds; a module deleted from the tree
     # would live on there and be installed again, so start from nothing.
     shutil.rmtree(os.path.join(ROOT, "build"), ignore_errors=True)
     session.install(".")
+    _install_testing(session)
+
+
+def _install_testing(session, python=None):
+    """Install testing/ (irsa_testing: no dependencies) into the session, or into ``python``."""
+    shutil.rmtree(os.path.join(TESTING, "build"), ignore_errors=True)  # as in _install
+    if python is None:
+        session.install(TESTING)
+    else:
+        session.run(python, "-m", "pip", "install", "-q", TESTING, external=True)
 
 
 def _check_version(session, module, expected=None):
@@ -175,17 +188,18 @@ def tests_middle(session):
     _pytest(session)
 
 
-def _newest(session):
+def _newest(session, *extra):
     """Newest boto3."""
-    _install(session, "-U", "boto3", "cachetools", "pytest", "hypothesis")
+    _install(session, "-U", "boto3", "cachetools", "pytest", "hypothesis", *extra)
     _check_version(session, "boto3")
     _pytest(session)
 
 
 @nox.session(name="tests-newest-3.11", python="3.11", venv_backend="venv")
 def tests_newest_311(session):
-    """Python 3.11, newest boto3."""
-    _newest(session)
+    """Python 3.11, newest boto3; and the public API's types checked by mypy."""
+    _newest(session, "mypy")
+    session.run("python", "tools/typecheck.py")
 
 
 @nox.session(name="tests-newest-3.13", python="3.13", venv_backend="venv")
@@ -198,6 +212,7 @@ def tests_newest_313(session):
 def tests_vendored(session):
     """Python 3.7, boto3 1.4.8, no cachetools, package copied in as a vendored folder."""
     session.install(*LEGACY, "pytest", "hypothesis")
+    _install_testing(session)  # brings no irsa_session and no cachetools: checked next
     # -I: neither the cwd (the repo root) nor PYTHONPATH may make these importable.
     session.run("python", "-I", "-c", "import cachetools", success_codes=[1], silent=True)
     session.run("python", "-I", "-c", "import irsa_session", success_codes=[1], silent=True)
@@ -255,13 +270,15 @@ _BENCH_LEGACY = os.path.join(ROOT, ".nox", "_bench-legacy")
 
 
 def _bench_legacy_python(session):
-    """A Python 3.7 venv with boto3 1.4.8 and this package, for the legacy columns."""
+    """A Python 3.7 venv with boto3 1.4.8, this package and the stand-ins (W3 runs a
+    FakeSTS there), for the legacy columns."""
     python = os.path.join(_BENCH_LEGACY, "bin", "python")
     if not os.path.exists(python):
         session.run("python3.7", "-m", "venv", _BENCH_LEGACY, external=True)
     session.run(python, "-m", "pip", "install", "-q", *LEGACY, external=True)
     shutil.rmtree(os.path.join(ROOT, "build"), ignore_errors=True)
     session.run(python, "-m", "pip", "install", "-q", ".", external=True)
+    _install_testing(session, python)
     return python
 
 

@@ -31,26 +31,33 @@ from .sessions import (
     pod_identity_session,
     refreshable_credentials,
 )
-from .chain import assume_role
 from ._install import install
 from ._aio import aio_session  # imports no aiobotocore until called
 from ._arrow import arrow_filesystem  # imports no pyarrow until called
 
 TYPE_CHECKING = False  # for type checkers only: typing is not imported at run time
 if TYPE_CHECKING:
-    from typing import List
+    from typing import Any, List
 
+    from .chain import assume_role
     from .sessions import Session
+
+    session: Session  # made on first access, by __getattr__
 del TYPE_CHECKING  # not a name of the package's
 
 
-def __getattr__(name: str) -> "Session":
+def __getattr__(name: str) -> "Any":
     # ``session`` is built on first access (PEP 562), from the environment only:
     # no token is read and no STS call is made until credentials are needed.
     if name == "session":
         return default_session()
+    if name == "assume_role":  # loaded on first use: most pods never chain roles
+        from .chain import assume_role
+
+        globals()["assume_role"] = assume_role
+        return assume_role
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 def __dir__() -> "List[str]":
-    return sorted(set(globals()) | {"session"})
+    return sorted(set(globals()) | {"session", "assume_role"})

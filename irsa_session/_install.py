@@ -6,7 +6,7 @@ TYPE_CHECKING = False  # the annotations below are for type checkers; typing is 
 if TYPE_CHECKING:
     from typing import Any
 
-from . import _aio, chain, sessions  # _aio: importing it joins aiobotocore to install_credentials()
+from . import _aio, sessions  # _aio: importing it joins aiobotocore to install_credentials()
 
 __all__ = ["install"]
 
@@ -36,6 +36,8 @@ def install(**kwargs: Any) -> sessions.Session:
     external_id = kwargs.pop("external_id", None)
     installed = sessions._auto_session(**kwargs)
     if assume_role is not None:
+        from . import chain  # loaded on first use: most pods never chain roles
+
         installed = chain.assume_role(
             assume_role,
             source=installed,

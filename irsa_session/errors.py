@@ -1,5 +1,11 @@
 """The exceptions irsa_session raises: one root, three kinds."""
 
+from __future__ import annotations
+
+TYPE_CHECKING = False  # the annotations below are for type checkers; typing is not imported
+if TYPE_CHECKING:
+    from typing import Iterable, Optional
+
 __all__ = ["IrsaError", "ConfigError", "TokenFileError", "RefreshError"]
 
 
@@ -13,7 +19,7 @@ class ConfigError(IrsaError, ValueError):
     ``missing`` lists the environment variables that were needed but unset.
     """
 
-    def __init__(self, message, missing=()):
+    def __init__(self, message: str, missing: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.missing = tuple(missing)
 
@@ -21,7 +27,7 @@ class ConfigError(IrsaError, ValueError):
 class TokenFileError(IrsaError):
     """The web identity token file is missing, unreadable or empty."""
 
-    def __init__(self, message, path=None):
+    def __init__(self, message: str, path: Optional[str] = None) -> None:
         super().__init__(message)
         self.path = path
 
@@ -33,7 +39,7 @@ class RefreshError(IrsaError):
     could not be reached; ``attempts`` counts the calls made.
     """
 
-    def __init__(self, message, code=None, attempts=1):
+    def __init__(self, message: str, code: Optional[str] = None, attempts: int = 1) -> None:
         super().__init__(message)
         self.code = code
         self.attempts = attempts
