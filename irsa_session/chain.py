@@ -46,7 +46,6 @@ __all__ = [
     "resolve",
     "principal_of",
     "trust_statement",
-    "doctor_check",
 ]
 
 #: AWS caps a session assumed with an assumed role's credentials at one hour.
@@ -92,6 +91,7 @@ _KEY = "assume-role"  # this module's entries in the package's one registry
 def resolve(
     role_arn,
     source,
+    *,
     external_id=None,
     session_name=None,
     duration_seconds=None,
@@ -138,7 +138,7 @@ def resolve(
 
 
 def _check_role_arn(role_arn):
-    if not isinstance(role_arn, str) or not config._ROLE_ARN.fullmatch(role_arn):
+    if not isinstance(role_arn, str) or not config.is_role_arn(role_arn) or "\n" in role_arn:
         raise ConfigError(
             "assume_role(role_arn=%r): not an IAM role ARN: expected "
             "arn:<partition>:iam::<12-digit account>:role/<path/name>, the role to "
@@ -627,8 +627,9 @@ def assume_role(
     if source is None:
         source = sessions.default_session()
     settings = resolve(
-        role_arn, source, external_id, session_name, duration_seconds, policy,
-        policy_arns, region_name, sts_endpoint_url,
+        role_arn, source=source, external_id=external_id, session_name=session_name,
+        duration_seconds=duration_seconds, policy=policy, policy_arns=policy_arns,
+        region_name=region_name, sts_endpoint_url=sts_endpoint_url,
     )
     return _session_for(settings, source)
 
@@ -662,69 +663,3 @@ def install(
     )
     sessions.install_credentials(installed._irsa_credentials)
     return installed
-
-
-def doctor_check(
-    role_arn,
-    *,
-    source=None,
-    external_id=None,
-    duration_seconds=None,
-    region_name=None,
-    sts_endpoint_url=None
-):
-    """The doctor's finding (a dict, as ``cli._finding`` makes) for assuming ``role_arn``.
-
-    Makes one AssumeRole exchange (with the library's retries; the source's
-    credentials are fetched first if need be), outside the registry.  Reports no
-    secret.  ``check`` is ``assume-role``; on AccessDenied the finding carries the
-    trust-policy ``statement`` that would admit the source.
-    """
-    from .cli import FAIL, OK, _finding, _until, _utc  # the CLI's shapes, loaded on demand
-
-    try:
-        if source is None:
-            source = sessions.default_session()
-        settings = resolve(
-            role_arn, source, external_id, None, duration_seconds, None, None,
-            region_name, sts_endpoint_url,
-        )
-    except ConfigError as err:
-        return _finding("assume-role", FAIL, str(err), "fix the argument it names", role_arn=role_arn)
-    hop = AssumeRole(settings, source)
-    try:
-        issued = hop()
-    except Exception as err:  # the library's RefreshError (the source's or this hop's)
-        code = getattr(err, "code", None)
-        ours = err is hop.last_failure
-        detail = str(err) if isinstance(err, IrsaError) else "%s: %s" % (type(err).__name__, err)
-        fields = dict(code=code, role_arn=role_arn, endpoint=settings.sts_endpoint_url, source_failed=not ours)
-        if not ours:
-            fix = "the source session failed to get its own credentials: see the other checks"
-        elif code == "AccessDenied":
-            who = hop.principal()
-            fields.update(principal=who["principal"], session_arn=who["session_arn"])
-            fields["statement"] = trust_statement(who["principal"], external_id)
-            fix = (
-                "add a statement like the one below to role %s's trust policy, and allow "
-                "sts:AssumeRole on it in the source role's permissions" % role_arn
-            )
-        else:
-            fix = "do what the message says"
-        return _finding("assume-role", FAIL, _redact.scrub(detail), fix, **fields)
-    detail = (
-        "STS (%s) let the source assume role %s as %s: access key id %s, expiring %s (%s); "
-        "%d call%s" % (
-            settings.sts_endpoint_url, role_arn, hop.assumed_arn, issued.access_key,
-            _utc(issued.expiry), _until(issued.expiry), hop.calls, "s"[: hop.calls - 1],
-        )
-    )
-    return _finding(
-        "assume-role", OK, detail,
-        role_arn=role_arn,
-        assumed_role_arn=hop.assumed_arn,
-        access_key_id=issued.access_key,
-        expiration=_utc(issued.expiry),
-        calls=hop.calls,
-        endpoint=settings.sts_endpoint_url,
-    )

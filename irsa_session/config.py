@@ -27,8 +27,19 @@ __all__ = [
     "PodIdentitySettings",
     "resolve_pod_identity",
     "CACHE_DIR",
+    "ACCESS_KEY_ID",
+    "SECRET_ACCESS_KEY",
+    "SESSION_TOKEN",
+    "PROFILE",
+    "CONFIG_FILE",
+    "METADATA_DISABLED",
+    "DEFAULT_TOKEN_PATH",
+    "VARIABLES",
     "Settings",
     "resolve",
+    "pick",
+    "check",
+    "endpoints_ignored",
     "missing",
     "sanitize_session_name",
     "sts_endpoint",
@@ -61,6 +72,27 @@ CONTAINER_TOKEN = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
 IGNORE_CONFIGURED_ENDPOINT_URLS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
 #: Directory of the opt-in node-wide credential cache (irsa_session's own).
 CACHE_DIR = "IRSA_SESSION_CACHE_DIR"
+#: Other credential sources and settings, as botocore names them (the doctor reports them).
+ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
+SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
+SESSION_TOKEN = "AWS_SESSION_TOKEN"
+PROFILE = "AWS_PROFILE"
+CONFIG_FILE = "AWS_CONFIG_FILE"
+METADATA_DISABLED = "AWS_EC2_METADATA_DISABLED"
+
+#: Where the pod identity webhook mounts the token.
+DEFAULT_TOKEN_PATH = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+
+#: The variables each setting of :func:`resolve` is read from, in order, when no
+#: argument gives it.
+VARIABLES = {
+    "role_arn": (ROLE_ARN,),
+    "token_file": (TOKEN_FILE,),
+    "session_name": (SESSION_NAME,),
+    "region_name": (REGION, DEFAULT_REGION),
+    "sts_endpoint_url": (ENDPOINT_URL_STS, ENDPOINT_URL),
+    "cache_dir": (CACHE_DIR,),
+}
 
 Settings = namedtuple(
     "Settings",
@@ -70,13 +102,16 @@ Settings = namedtuple(
 )
 Settings.__doc__ = "The effective settings of one set of credentials; secret-free."
 
-_ROLE_ARN = re.compile(
-    r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:[\x21-\x7e]+/)?[\w+=,.@-]{1,64}$",
-    re.ASCII,
-)
-_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?:\d{12}|aws):policy/\S+$", re.ASCII)
-_REGION = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_NOT_NAME_CHARS = re.compile(r"[^\w+=,.@-]", re.ASCII)
+# Patterns as text, compiled (and cached by ``re``) on first use, not at import.
+_ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:[\x21-\x7e]+/)?[\w+=,.@-]{1,64}$"
+_POLICY_ARN = r"^arn:aws[a-z-]*:iam::(?:\d{12}|aws):policy/\S+$"
+_REGION = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+_NOT_NAME_CHARS = r"[^\w+=,.@-]"
+
+
+def is_role_arn(text):
+    """Whether ``text`` has the shape of an IAM role ARN."""
+    return re.match(_ROLE_ARN, text, re.ASCII) is not None
 _DURATION = (900, 43200)
 
 # Region prefix -> DNS suffix, most specific prefix first (botocore's partitions).
@@ -97,7 +132,15 @@ _LEGACY_GLOBAL_REGIONS = frozenset(
 _GLOBAL_ENDPOINT = "https://sts.amazonaws.com"
 
 
+#: The keyword arguments of :func:`resolve` that describe IRSA settings.
+OPTIONS = (
+    "role_arn", "token_file", "session_name", "region_name", "duration_seconds",
+    "sts_endpoint_url", "policy", "policy_arns", "cache_dir",
+)
+
+
 def resolve(
+    *,
     role_arn=None,
     token_file=None,
     session_name=None,
@@ -115,40 +158,57 @@ def resolve(
     since only the caller knows whether to fall back.
     """
     env = os.environ if environ is None else environ
-    role_arn = _pick(role_arn, "role_arn", env, ROLE_ARN)
-    token_file = _pick(token_file, "token_file", env, TOKEN_FILE)
-    region_name = _pick(region_name, "region_name", env, REGION, DEFAULT_REGION)
-    if role_arn is not None and not _ROLE_ARN.match(role_arn):
-        raise ConfigError(
-            "role ARN %r (role_arn or %s) is not an IAM role ARN: expected "
-            "arn:<partition>:iam::<12-digit account>:role/<path/name>, as in the "
-            "service account's eks.amazonaws.com/role-arn annotation"
-            % (role_arn, ROLE_ARN)
-        )
-    if token_file is not None and not os.path.isabs(token_file):
-        raise ConfigError(
-            "token file %r (token_file or %s) must be an absolute path; the pod "
-            "identity webhook sets /var/run/secrets/eks.amazonaws.com/"
-            "serviceaccount/token" % (token_file, TOKEN_FILE)
-        )
-    if region_name is not None and not _REGION.match(region_name):
-        raise ConfigError(
-            "region %r (region_name, %s or %s) is not a region name such as "
-            "'us-west-2'" % (region_name, REGION, DEFAULT_REGION)
-        )
+    role_arn = pick("role_arn", role_arn, env)[0]
+    token_file = pick("token_file", token_file, env)[0]
+    region_name = pick("region_name", region_name, env)[0]
+    _check_role_arn(role_arn)
+    _check_token_file(token_file)
+    _check_region(region_name)
     return Settings(
         role_arn=role_arn,
         token_file=token_file,
         session_name=sanitize_session_name(
-            _pick(session_name, "session_name", env, SESSION_NAME) or _default_session_name()
+            pick("session_name", session_name, env)[0] or _default_session_name()
         ),
         region_name=region_name,
         duration_seconds=_check_duration(duration_seconds),
         sts_endpoint_url=_endpoint(sts_endpoint_url, region_name, env),
         policy=_check_policy(policy),
         policy_arns=_check_policy_arns(policy_arns),
-        cache_dir=_check_cache_dir(_pick(cache_dir, "cache_dir", env, CACHE_DIR)),
+        cache_dir=_check_cache_dir(pick("cache_dir", cache_dir, env)[0]),
     )
+
+
+def pick(name, value=None, environ=None, argument=None):
+    """Setting ``name`` of :func:`resolve` as it is picked there, and where it came from.
+
+    Returns ``(value, source)``: ``value`` if given and not blank, else the first
+    non-blank variable of ``VARIABLES[name]`` (no endpoint variable when
+    :func:`endpoints_ignored`), stripped; ``source`` is ``argument`` (default
+    ``name``), that variable's name, or None if neither is set, so that the
+    default applies.  Only the type is checked here: see :func:`check`.
+    """
+    env = os.environ if environ is None else environ
+    names = VARIABLES[name]
+    if name == "sts_endpoint_url" and endpoints_ignored(env):
+        names = ()
+    return _pick(value, argument or name, env, *names)
+
+
+def check(name, value):
+    """Return ``value`` of setting ``name`` if :func:`resolve` would accept it, else
+    raise ConfigError saying why; None (unset) passes.
+
+    ``name`` is one of ``role_arn``, ``token_file``, ``region_name``,
+    ``duration_seconds``, ``policy``, ``policy_arns`` and ``cache_dir``.
+    """
+    return _CHECKS[name](value)
+
+
+def endpoints_ignored(environ=None):
+    """Whether ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true``, as in botocore."""
+    env = os.environ if environ is None else environ
+    return env.get(IGNORE_CONFIGURED_ENDPOINT_URLS, "").strip().lower() == "true"
 
 
 PodIdentitySettings = namedtuple(
@@ -173,11 +233,9 @@ def resolve_pod_identity(full_uri=None, token_file=None, region_name=None, cache
     ConfigError naming the setting if the token must not go there.
     """
     env = os.environ if environ is None else environ
-    url, source = _pick(full_uri, "full_uri", env), "full_uri"
+    url, source = _pick(full_uri, "full_uri", env, CONTAINER_FULL_URI)
     if url is None:
-        url, source = _pick(None, None, env, CONTAINER_FULL_URI), CONTAINER_FULL_URI
-    if url is None:
-        relative = _pick(None, None, env, CONTAINER_RELATIVE_URI)
+        relative = _pick(None, None, env, CONTAINER_RELATIVE_URI)[0]
         if relative is None:
             return None
         url, source = _RELATIVE_HOST + "/" + relative.lstrip("/"), CONTAINER_RELATIVE_URI
@@ -187,7 +245,7 @@ def resolve_pod_identity(full_uri=None, token_file=None, region_name=None, cache
             "EKS Pod Identity URL %r (here from %s; set by full_uri, %s or %s) %s"
             % (_shown(url), source, CONTAINER_FULL_URI, CONTAINER_RELATIVE_URI, problem)
         )
-    token_file = _pick(token_file, "token_file", env, CONTAINER_TOKEN_FILE)
+    token_file = _pick(token_file, "token_file", env, CONTAINER_TOKEN_FILE)[0]
     if token_file is not None and not os.path.isabs(token_file):
         raise ConfigError(
             "Pod Identity token file %r (token_file or %s) must be an absolute path; EKS "
@@ -200,19 +258,14 @@ def resolve_pod_identity(full_uri=None, token_file=None, region_name=None, cache
             "%s holds a line break: a header value cannot (its value is not shown)"
             % CONTAINER_TOKEN
         )
-    region_name = _pick(region_name, "region_name", env, REGION, DEFAULT_REGION)
-    if region_name is not None and not _REGION.match(region_name):
-        raise ConfigError(
-            "region %r (region_name, %s or %s) is not a region name such as "
-            "'us-west-2'" % (region_name, REGION, DEFAULT_REGION)
-        )
+    region_name = _check_region(pick("region_name", region_name, env)[0])
     return PodIdentitySettings(
         source=_POD_IDENTITY,
         full_uri=url,
         token_file=token_file,
         literal_token=literal,
         region_name=region_name,
-        cache_dir=_check_cache_dir(_pick(cache_dir, "cache_dir", env, CACHE_DIR)),
+        cache_dir=_check_cache_dir(pick("cache_dir", cache_dir, env)[0]),
     )
 
 
@@ -227,7 +280,7 @@ def missing(settings):
 
 def sanitize_session_name(name):
     """Fit ``name`` to STS's rules: 2 to 64 characters of ``[\\w+=,.@-]``."""
-    name = _NOT_NAME_CHARS.sub("-", name.strip())[:64]
+    name = re.sub(_NOT_NAME_CHARS, "-", name.strip(), flags=re.ASCII)[:64]
     if len(name) < 2:
         name = ("irsa-" + name)[:64]
     return name
@@ -250,19 +303,20 @@ def sts_endpoint(region_name, environ=None):
 
 
 def _pick(value, argument, env, *names):
-    """The argument if given, else the first non-blank variable, stripped."""
+    """(value, source): the argument if not blank, else the first non-blank variable,
+    stripped; ``source`` is ``argument`` or that variable's name; (None, None) if unset."""
     if value is not None:
         if not isinstance(value, str):
             raise ConfigError(
                 "%s must be a string, not %s" % (argument, type(value).__name__)
             )
         if value.strip():
-            return value.strip()
+            return value.strip(), argument
     for name in names:
         found = env.get(name, "").strip()
         if found:
-            return found
-    return None
+            return found, name
+    return None, None
 
 
 _session_name_cache = []
@@ -277,6 +331,35 @@ def _default_session_name():
             host = ""
         _session_name_cache.append(host or "irsa-session-%d" % time.time())
     return _session_name_cache[0]
+
+
+def _check_role_arn(role_arn):
+    if role_arn is not None and not is_role_arn(role_arn):
+        raise ConfigError(
+            "role ARN %r (role_arn or %s) is not an IAM role ARN: expected "
+            "arn:<partition>:iam::<12-digit account>:role/<path/name>, as in the "
+            "service account's eks.amazonaws.com/role-arn annotation"
+            % (role_arn, ROLE_ARN)
+        )
+    return role_arn
+
+
+def _check_token_file(token_file):
+    if token_file is not None and not os.path.isabs(token_file):
+        raise ConfigError(
+            "token file %r (token_file or %s) must be an absolute path; the pod "
+            "identity webhook sets %s" % (token_file, TOKEN_FILE, DEFAULT_TOKEN_PATH)
+        )
+    return token_file
+
+
+def _check_region(region_name):
+    if region_name is not None and not re.match(_REGION, region_name):
+        raise ConfigError(
+            "region %r (region_name, %s or %s) is not a region name such as "
+            "'us-west-2'" % (region_name, REGION, DEFAULT_REGION)
+        )
+    return region_name
 
 
 def _check_duration(value):
@@ -296,13 +379,8 @@ def _check_duration(value):
 
 
 def _endpoint(explicit, region_name, env):
-    url, source = _pick(explicit, "sts_endpoint_url", env), "sts_endpoint_url"
-    ignore = env.get(IGNORE_CONFIGURED_ENDPOINT_URLS, "").strip().lower() == "true"
-    if url is None and not ignore:
-        url, source = _pick(None, None, env, ENDPOINT_URL_STS), ENDPOINT_URL_STS
-    if url is None and not ignore:
-        url, source = _pick(None, None, env, ENDPOINT_URL), ENDPOINT_URL
-    if not url:
+    url, source = pick("sts_endpoint_url", explicit, env)
+    if url is None:
         return sts_endpoint(region_name, env)
     setting = "here from %s; set by sts_endpoint_url, %s or %s" % (
         source, ENDPOINT_URL_STS, ENDPOINT_URL,
@@ -417,9 +495,20 @@ def _check_policy_arns(arns):
             % type(arns).__name__
         )
     for arn in arns:
-        if not isinstance(arn, str) or not _POLICY_ARN.match(arn):
+        if not isinstance(arn, str) or not re.match(_POLICY_ARN, arn, re.ASCII):
             raise ConfigError(
                 "policy_arns holds %r, which is not a managed-policy ARN such as "
                 "arn:aws:iam::aws:policy/ReadOnlyAccess" % (arn,)
             )
     return tuple(arns)
+
+
+_CHECKS = {
+    "role_arn": _check_role_arn,
+    "token_file": _check_token_file,
+    "region_name": _check_region,
+    "duration_seconds": _check_duration,
+    "policy": _check_policy,
+    "policy_arns": _check_policy_arns,
+    "cache_dir": _check_cache_dir,
+}

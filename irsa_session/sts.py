@@ -214,19 +214,15 @@ class Exchange(Source):
         where = self.settings.token_file
         if claims is None:
             return _claims_text(None, where)
-        issuer = str(claims.get("iss", "<no iss claim>"))
-        host = issuer[len("https://"):] if issuer.startswith("https://") else issuer
-        account = self.settings.role_arn.split(":")[4]
-        partition = self.settings.role_arn.split(":")[1]
+        host = issuer_host(str(claims.get("iss", "<no iss claim>")))
+        partition, account = self.settings.role_arn.split(":")[1:5:3]
         return (
             "The role's trust policy must admit this token: a statement allowing "
-            "sts:AssumeRoleWithWebIdentity to the Federated principal "
-            "arn:%s:iam::%s:oidc-provider/%s, whose StringEquals conditions "
-            "%s:sub and %s:aud match the token's sub (%s) and aud (%s). %s"
+            "sts:AssumeRoleWithWebIdentity to the Federated principal %s, whose "
+            "StringEquals conditions %s:sub and %s:aud match the token's sub (%s) and "
+            "aud (%s). %s"
             % (
-                partition,
-                account,
-                host,
+                oidc_principal(host, account, partition),
                 host,
                 host,
                 _claim(claims, "sub"),
@@ -234,6 +230,19 @@ class Exchange(Source):
                 _claims_text(claims, where),
             )
         )
+
+
+def issuer_host(issuer):
+    """The issuer without ``https://`` and trailing slashes: the IAM OIDC provider's name."""
+    issuer = issuer.strip()
+    if issuer.lower().startswith("https://"):
+        issuer = issuer[len("https://"):]
+    return issuer.rstrip("/")
+
+
+def oidc_principal(host, account, partition="aws"):
+    """The Federated principal of the IAM OIDC provider ``host`` in ``account``."""
+    return "arn:%s:iam::%s:oidc-provider/%s" % (partition, account, host)
 
 
 def _classify(err):

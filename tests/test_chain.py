@@ -695,11 +695,13 @@ def test_install_feeds_unchanged_code_the_chained_credentials(chain_env):
 
 
 def test_doctor_check_reports_success_and_denial_without_secrets(chain_env):
-    found = chain.doctor_check(TARGET)
+    from irsa_session.cli.chained import assume_role_check
+
+    found = assume_role_check(TARGET)
     assert found["check"] == "assume-role" and found["status"] == "ok", found
     assert found["assumed_role_arn"] == "arn:aws:sts::444455556666:assumed-role/reader/" + SESSION_NAME
     assert found["access_key_id"] == chain_env.issued[-1]["access_key"]
-    denied = chain.doctor_check(GUARDED, external_id="wrong-id")
+    denied = assume_role_check(GUARDED, external_id="wrong-id")
     assert denied["status"] == "fail" and denied["code"] == "AccessDenied"
     assert denied["statement"] == {
         "Effect": "Allow",
@@ -708,7 +710,7 @@ def test_doctor_check_reports_success_and_denial_without_secrets(chain_env):
         "Condition": {"StringEquals": {"sts:ExternalId": "wrong-id"}},
     }
     assert denied["session_arn"] == SOURCE_SESSION_ARN and not denied["source_failed"]
-    bad = chain.doctor_check(TARGET, duration_seconds=7200)
+    bad = assume_role_check(TARGET, duration_seconds=7200)
     assert bad["status"] == "fail" and "role chaining" in bad["detail"]
     text = json.dumps([found, denied, bad])
     for secret in secrets_of(chain_env):

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import ISSUER, ROLE_ARN, SUBJECT, make_token
+from irsa_testing import ISSUER, ROLE_ARN, SUBJECT
+from irsa_testing.tokens import make_token
 
 TIMEOUT = 120  # seconds for any one child; the longest path is one exchange without retries
 HOST = ISSUER[len("https://"):]
@@ -744,7 +745,7 @@ def test_doctor_prints_each_finding_as_it_is_found(fake_env, web_token, tmp_path
 @pytest.fixture
 def pod_identity(tmp_path):
     """A fake agent on loopback and the variables EKS sets for it (IRSA unset)."""
-    from agent import FakeAgent
+    from irsa_testing.agent import FakeAgent
 
     path = tmp_path / "eks-pod-identity-token"
     path.write_text(make_token(sub="system:serviceaccount:team-a:default-editor", aud=["pods.eks.amazonaws.com"]))
