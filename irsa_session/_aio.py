@@ -200,10 +200,7 @@ def aio_session(
         ImportError: aiobotocore is not installed.
         ConfigError: an invalid setting, or a missing one with ``fallback=False``.
     """
-    settings = config.resolve(
-        role_arn, token_file, session_name, region_name, duration_seconds,
-        sts_endpoint_url, policy, policy_arns, cache_dir=cache_dir,
-    )
+    settings = config.resolve(**sessions.given(locals()))
     return _impl().session(settings, fallback)
 
 

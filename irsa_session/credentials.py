@@ -4,7 +4,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # the annotations below are for type checkers; typing is not imported
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Any, Callable, Optional
 
 import datetime
 
@@ -29,7 +29,7 @@ class Credentials(_compat.Refreshable):
     """
 
     #: ``rebuild(settings)``: this process's credentials for ``settings``.
-    rebuild = None
+    rebuild = None  # type: Optional[Callable[[Any], Credentials]]
 
     def __init__(
         self, fetch, clock=_refresh._wall_clock, method="irsa-session", settings=None,

@@ -195,6 +195,11 @@ def _restore(settings):
     return _session_for(settings)
 
 
+def given(arguments):
+    """The settings of :func:`config.resolve` among a factory's ``locals()`` (on entry)."""
+    return dict((name, arguments[name]) for name in config.OPTIONS if name in arguments)
+
+
 def refreshable_credentials(
     role_arn: Optional[str] = None,
     token_file: Optional[str] = None,
@@ -217,10 +222,7 @@ def refreshable_credentials(
     Raises:
         ConfigError: a setting is missing or invalid (there is no fallback).
     """
-    settings = config.resolve(
-        role_arn, token_file, session_name, region_name, duration_seconds,
-        sts_endpoint_url, policy, policy_arns,
-    )
+    settings = config.resolve(**given(locals()))
     absent = config.missing(settings)
     if absent:
         raise ConfigError(_missing_message(absent), absent)
@@ -268,10 +270,7 @@ def assumed_role_session(
     Raises:
         ConfigError: an invalid setting, or a missing one with ``fallback=False``.
     """
-    settings = config.resolve(
-        role_arn, token_file, session_name, region_name, duration_seconds,
-        sts_endpoint_url, policy, policy_arns, cache_dir=cache_dir,
-    )
+    settings = config.resolve(**given(locals()))
     if not complete(settings, fallback):
         return _session_for(settings._replace(role_arn=None, token_file=None))
     return _session_for(settings)
@@ -335,12 +334,7 @@ def _auto_session(**kwargs):
 
     IRSA wins when both are set; which one is used is logged once.
     """
-    settings = config.resolve(
-        kwargs.get("role_arn"), kwargs.get("token_file"), kwargs.get("session_name"),
-        kwargs.get("region_name"), kwargs.get("duration_seconds"),
-        kwargs.get("sts_endpoint_url"), kwargs.get("policy"), kwargs.get("policy_arns"),
-        cache_dir=kwargs.get("cache_dir"),
-    )
+    settings = config.resolve(**given(kwargs))
     irsa = not config.missing(settings)
     pod_identity = None
     if not irsa or not _registry.source_logged:

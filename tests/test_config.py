@@ -579,3 +579,25 @@ def test_ignore_configured_endpoint_urls_is_honoured():
     # Ignored variables are not checked either: a bad one does not stop the pod.
     env.update(AWS_IGNORE_CONFIGURED_ENDPOINT_URLS="TRUE", AWS_ENDPOINT_URL_STS="http://evil.example")
     assert resolve(env).sts_endpoint_url == "https://sts.eu-west-1.amazonaws.com"
+
+
+def test_resolve_takes_keywords_only():
+    with pytest.raises(TypeError):
+        config.resolve(ROLE_ARN)  # a positional slip (token_file for role_arn) cannot happen
+
+
+def test_pick_says_where_each_setting_came_from():
+    env = {"AWS_ROLE_ARN": ROLE_ARN, "AWS_DEFAULT_REGION": "eu-west-1"}
+    assert config.pick("role_arn", None, env, "--role-arn") == (ROLE_ARN, "AWS_ROLE_ARN")
+    other = "arn:aws:iam::111122223333:role/other"
+    assert config.pick("role_arn", other, env, "--role-arn") == (other, "--role-arn")
+    assert config.pick("region_name", None, env) == ("eu-west-1", "AWS_DEFAULT_REGION")
+    assert config.pick("token_file", None, {}) == (None, None)
+
+
+def test_check_validates_one_field_as_resolve_does():
+    config.check("role_arn", ROLE_ARN)
+    with pytest.raises(ConfigError, match="role"):
+        config.check("role_arn", "arn:aws:iam::1:role/x")
+    with pytest.raises(ConfigError, match="us-west-2"):
+        config.check("region_name", "US West 2")
