@@ -168,6 +168,29 @@ def test_transient_faults_are_retried_with_the_token_read_again(pod_env, fault):
     assert pod_env.call_count == 3 and issued.access_key == pod_env.issued[-1]["access_key"]
 
 
+def test_each_retry_sends_the_token_the_kubelet_wrote_in_between(pod_env, pod_token):
+    rotated = make_token(sub=SUBJECT, aud=["pods.eks.amazonaws.com"], jti="rotated")
+
+    def rotate_while_waiting(seconds):
+        with open(pod_token, "w") as handle:
+            handle.write(rotated + "\n")
+
+    first = open(pod_token).read().strip()
+    pod_env.fail_next(1, status=503)
+    fetcher(sleep=rotate_while_waiting)()
+    assert [call["token"] for call in pod_env.calls] == [first, rotated]
+    assert [call["answered"] for call in pod_env.calls] == [503, 200]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_tokens_fail_at_once_with_the_status(pod_env, status):
+    pod_env.fail_next(1, status=status, message="refused (test)")
+    with pytest.raises(RefreshError) as caught:
+        fetcher()()
+    assert pod_env.call_count == 1 and caught.value.code == str(status)
+    assert "HTTP %d" % status in str(caught.value) and "Pod Identity association" in str(caught.value)
+
+
 def test_retries_are_bounded(pod_env):
     pod_env.fail_next(10, status=503)
     with pytest.raises(RefreshError) as caught:
