@@ -112,6 +112,8 @@ _NOT_NAME_CHARS = r"[^\w+=,.@-]"
 def is_role_arn(text):
     """Whether ``text`` has the shape of an IAM role ARN."""
     return re.match(_ROLE_ARN, text, re.ASCII) is not None
+
+
 _DURATION = (900, 43200)
 
 # Region prefix -> DNS suffix, most specific prefix first (botocore's partitions).
