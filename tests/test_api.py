@@ -314,3 +314,22 @@ def test_public_callables_are_fully_annotated():
             unannotated.append("%s %s" % (name, missing or "return"))
     assert unannotated == []
     assert os.path.isfile(os.path.join(PACKAGE_DIR, "py.typed"))
+
+
+def test_the_installed_distribution_ships_the_license_and_the_cli():
+    # Issue 15: the LICENSE text travels with the wheel; issue 14: so do cli/ and py.typed.
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7: no importlib.metadata
+        metadata = pytest.importorskip("importlib_metadata")
+    try:
+        distribution = metadata.distribution("irsa-session")
+    except metadata.PackageNotFoundError:
+        pytest.skip("irsa-session is not installed here (a vendored copy or the source tree)")
+    installed = os.path.realpath(str(distribution.locate_file("irsa_session")))
+    if installed != os.path.realpath(PACKAGE_DIR):
+        pytest.skip("the irsa_session imported is not the installed one")
+    files = [str(path) for path in distribution.files or ()]
+    assert any(os.path.basename(name) == "LICENSE" for name in files), files
+    for name in ("irsa_session/py.typed", "irsa_session/cli/doctor.py", "irsa_session/cli/main.py"):
+        assert name in files, name
