@@ -14,8 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ET
 
 import boto3
@@ -30,6 +28,7 @@ from irsa_testing import ROLE_ARN, SUBJECT
 from irsa_testing.agent import FakeAgent
 from irsa_testing.chainsts import ChainSTS, sign, signer
 from irsa_testing.scenarios import chain_of, in_child
+from irsa_testing.servers import send
 from irsa_testing.tokens import make_token
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,7 +44,6 @@ POD_SESSION_ARN = "arn:aws:sts::111122223333:assumed-role/kf-team-a-pod/eks-clus
 WI, AR = "AssumeRoleWithWebIdentity", "AssumeRole"
 FAST = sts.RetryPolicy(attempts=6, base=0.01, cap=0.08)
 NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 TRUST = {
     TARGET: {"principals": [ROLE_ARN, POD_ROLE]},
     SECOND: {"principals": [TARGET]},
@@ -84,12 +82,7 @@ def calls_of(fake, action):
 
 
 def post(url, body, headers):
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with OPENER.open(request, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
+    return send("POST", url, data=body, headers=headers, timeout=5)
 
 
 def error_code(body):

@@ -13,11 +13,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from irsa_testing.moto import MotoServer
-from irsa_testing.servers import FakeSTS
+from irsa_testing.servers import FakeSTS, send
 
 NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
 ROLE = "arn:aws:iam::111122223333:role/team/my-role"
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def post(url, timeout=5, **params):
@@ -31,14 +30,8 @@ def post(url, timeout=5, **params):
     }
     fields.update(params)
     data = urllib.parse.urlencode(fields).encode()
-    request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/x-www-form-urlencoded"}
-    )
-    try:
-        with OPENER.open(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    return send("POST", url, data=data, headers=headers, timeout=timeout)
 
 
 def error_code(body):
@@ -185,8 +178,7 @@ def test_moto_server_starts_answers_and_stops():
         pytest.skip("no moto server here (run ./dev test): %s" % err)
     with server:
         process = server.process
-        with OPENER.open(server.url + "/moto-api/", timeout=10) as response:
-            assert response.status == 200
+        assert send("GET", server.url + "/moto-api/", timeout=10)[0] == 200
         server.reset()
     assert process.poll() is not None
     assert server.process is None

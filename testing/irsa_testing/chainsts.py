@@ -20,11 +20,9 @@ Standard library only, on Python 3.7, like servers.py.
 
 __all__ = ["ChainSTS", "sign", "signer"]
 
-import base64
 import datetime
 import hashlib
 import hmac
-import os
 import posixpath
 import re
 import threading
@@ -33,7 +31,7 @@ import urllib.parse
 import uuid
 from xml.sax.saxutils import escape
 
-from irsa_testing.servers import STS_NS, FakeSTS, _RANDOM, _UPPER_ALNUM, _iso8601, _secret_key
+from irsa_testing.servers import STS_NS, FakeSTS, _iso8601, packed_policy
 
 _AUTH = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*"
@@ -274,27 +272,13 @@ class ChainSTS(FakeSTS):
             life = self.duration
         session_name = params["RoleSessionName"]
         parts = target.split(":", 5)
-        account = parts[4]
-        role_name = target.rsplit("/", 1)[-1]
-        role_id = "AROA" + hashlib.sha1(target.encode()).hexdigest()[:17].upper()
-        creds = {
-            "access_key": "ASIA" + "".join(_RANDOM.choice(_UPPER_ALNUM) for _ in range(16)),
-            "secret_key": _secret_key(),
-            "session_token": "IQoJb3JpZ2luX2VjE" + base64.b64encode(os.urandom(228)).decode(),
-            "expiration": int(self.clock() + life),
-            "arn": "arn:%s:sts::%s:assumed-role/%s/%s" % (parts[1], account, role_name, session_name),
-            "assumed_role_id": "%s:%s" % (role_id, session_name),
-            "account": account,
-            "role_arn": target,
-            "signed_by": caller["access_key"],
-            "external_id": params.get("ExternalId"),
-        }
-        creds.update(values)
-        with self._lock:
-            self._issued.append(creds)
-        packed = ""
-        if params.get("Policy") or any(k.startswith("PolicyArns.member.") for k in params):
-            packed = "<PackedPolicySize>6</PackedPolicySize>"
+        about = {"role_arn": target, "signed_by": caller["access_key"], "external_id": params.get("ExternalId")}
+        about.update(values)
+        creds = self.mint(
+            target, session_name, int(self.clock() + life), parts[4], "IQoJb3JpZ2luX2VjE", about,
+            partition=parts[1],
+        )
+        packed = packed_policy(params)
         xml = (
             '<AssumeRoleResponse xmlns="%s"><AssumeRoleResult>'
             "<AssumedRoleUser><AssumedRoleId>%s</AssumedRoleId><Arn>%s</Arn></AssumedRoleUser>"

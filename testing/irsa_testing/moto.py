@@ -16,25 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
-from irsa_testing.servers import free_port
+from irsa_testing.servers import free_port, send
 
 # Never send loopback test traffic through a proxy from the environment.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _http(method, url, data=None, timeout=2.0):
-    """Send one request without proxies; return (status, body), HTTP errors included."""
-    request = urllib.request.Request(url, data=data, method=method)
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
 class MotoServer(object):
     """A moto server in a child process, on 127.0.0.1 and a free port."""
 
@@ -121,7 +106,7 @@ class MotoServer(object):
                     "moto server exited with code %s while starting:\n%s" % (code, tail)
                 )
             try:
-                _http("GET", self.url + "/moto-api/", timeout=1.0)
+                send("GET", self.url + "/moto-api/", timeout=1.0)
                 return
             except (OSError, socket.timeout):
                 pass
@@ -146,7 +131,7 @@ class MotoServer(object):
 
     def reset(self):
         """Forget every resource moto holds (POST /moto-api/reset)."""
-        status, body = _http("POST", self.url + "/moto-api/reset", data=b"", timeout=10)
+        status, body = send("POST", self.url + "/moto-api/reset", data=b"", timeout=10)
         if status >= 300:
             raise RuntimeError("moto reset failed: HTTP %d %r" % (status, body[:200]))
 

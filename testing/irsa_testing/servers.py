@@ -8,7 +8,7 @@ every row of the test matrix (even the one with boto3 1.4.8 and no moto
 installed) can use it.
 """
 
-__all__ = ["free_port", "LoopbackServer", "RecordingServer", "FakeSTS", "DEFAULT_STATUS"]
+__all__ = ["free_port", "send", "LoopbackServer", "RecordingServer", "FakeSTS", "DEFAULT_STATUS"]
 
 import base64
 import collections
@@ -21,7 +21,9 @@ import socketserver
 import string
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from xml.sax.saxutils import escape
 
@@ -61,6 +63,20 @@ _DEFAULT_MESSAGES = {
 
 _RANDOM = random.SystemRandom()
 _UPPER_ALNUM = string.ascii_uppercase + string.digits
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def send(method, url, data=None, headers=None, timeout=2.0):
+    """Send one request to a loopback server, never through a proxy; return (status,
+    body), HTTP error answers included."""
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
 
 
 def free_port():
@@ -379,27 +395,14 @@ class FakeSTS(RecordingServer):
         session_name = params["RoleSessionName"]
         arn_parts = role_arn.split(":", 5)
         account = arn_parts[4] if len(arn_parts) == 6 and arn_parts[4] else self.account
-        role_name = role_arn.rsplit("/", 1)[-1]
-        role_id = "AROA" + hashlib.sha1(role_arn.encode()).hexdigest()[:17].upper()
         claims = claims_of(params["WebIdentityToken"])
         audience = claims.get("aud", "sts.amazonaws.com")
         if isinstance(audience, list):
             audience = audience[0] if audience else "sts.amazonaws.com"
-        creds = {
-            "access_key": "ASIA" + "".join(_RANDOM.choice(_UPPER_ALNUM) for _ in range(16)),
-            "secret_key": _secret_key(),
-            "session_token": "FwoGZXIvYXdzE" + base64.b64encode(os.urandom(228)).decode(),
-            "expiration": int(time.time() + duration),
-            "arn": "arn:aws:sts::%s:assumed-role/%s/%s" % (account, role_name, session_name),
-            "assumed_role_id": "%s:%s" % (role_id, session_name),
-            "account": account,
-        }
-        creds.update(values)
-        with self._lock:
-            self._issued.append(creds)
-        policy = ""
-        if params.get("Policy") or any(k.startswith("PolicyArns.member.") for k in params):
-            policy = "<PackedPolicySize>6</PackedPolicySize>"
+        creds = self.mint(
+            role_arn, session_name, int(time.time() + duration), account, "FwoGZXIvYXdzE", values
+        )
+        policy = packed_policy(params)
         xml = (
             '<AssumeRoleWithWebIdentityResponse xmlns="%s">'
             "<AssumeRoleWithWebIdentityResult>"
@@ -428,6 +431,27 @@ class FakeSTS(RecordingServer):
         )
         return ("ok", xml)
 
+    def mint(self, role_arn, session_name, expiration, account, token_prefix, values, partition="aws"):
+        """New credentials of an assumed-role session of ``role_arn``, recorded as issued.
+
+        ``values`` replace some of them (a test's odd answers); the record is returned.
+        """
+        role_name = role_arn.rsplit("/", 1)[-1]
+        role_id = "AROA" + hashlib.sha1(role_arn.encode()).hexdigest()[:17].upper()
+        creds = {
+            "access_key": "ASIA" + "".join(_RANDOM.choice(_UPPER_ALNUM) for _ in range(16)),
+            "secret_key": _secret_key(),
+            "session_token": token_prefix + base64.b64encode(os.urandom(228)).decode(),
+            "expiration": expiration,
+            "arn": "arn:%s:sts::%s:assumed-role/%s/%s" % (partition, account, role_name, session_name),
+            "assumed_role_id": "%s:%s" % (role_id, session_name),
+            "account": account,
+        }
+        creds.update(values)
+        with self._lock:
+            self._issued.append(creds)
+        return creds
+
     def _caller_identity(self, headers):
         """Answer GetCallerIdentity for the credentials that signed the call."""
         with self._lock:
@@ -449,6 +473,13 @@ class FakeSTS(RecordingServer):
         ) % (STS_NS, escape(creds["arn"]), escape(creds["assumed_role_id"]),
              escape(creds["account"]), uuid.uuid4())
         return ("ok", xml)
+
+
+def packed_policy(params):
+    """The answer's PackedPolicySize element when a session policy was sent, else ''."""
+    if params.get("Policy") or any(k.startswith("PolicyArns.member.") for k in params):
+        return "<PackedPolicySize>6</PackedPolicySize>"
+    return ""
 
 
 def _secret_key():
