@@ -124,7 +124,7 @@ class Refreshable(RefreshableCredentials):
     def _expiry_time(self, when):
         if when.tzinfo is None:
             when = when.replace(tzinfo=_UTC)
-        self._refresher.set_expiry((when - _EPOCH).total_seconds())
+        self._refresher.set_expiry(when.timestamp())
 
     def get_frozen_credentials(self):
         return self._refresher.get()
@@ -140,7 +140,6 @@ class Refreshable(RefreshableCredentials):
 
 
 _UTC = datetime.timezone.utc
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
 
 
 def _errors(*names):
