@@ -318,16 +318,22 @@ def test_short_lived_credentials_rotate_mid_read_and_the_read_goes_on(proxy, buc
     s3 = irsa_session.session.client("s3", endpoint_url=proxy.url)
     path = "%s/raw/blob.bin" % bucket
     chunks = []
-    started = time.monotonic()
+    # Read for a fixed time, not a fixed amount, so that a fast machine also
+    # crosses two refreshes (each falls due about 4.5 s after the key before it).
+    deadline = time.monotonic() + 13
     with fs.open(path, "rb", block_size=2048, cache_type="none") as handle:
-        while time.monotonic() - started < 11:
+        while time.monotonic() < deadline:
             chunk = handle.read(2048)
-            if not chunk:
-                break
+            if not chunk:  # the whole object arrived: read it again from the start
+                assert b"".join(chunks) == BLOB
+                chunks = []
+                handle.seek(0)
+                continue
             chunks.append(chunk)
             s3.head_object(Bucket=bucket, Key="raw/blob.bin")  # boto3 beside it
             time.sleep(0.4)
         chunks.append(handle.read())
+    s3.head_object(Bucket=bucket, Key="raw/blob.bin")  # boto3 after aiobotocore's last read
     assert b"".join(chunks) == BLOB
     assert_all_signed_by_issued(proxy, fake_env)
     keys = proxy.keys()
