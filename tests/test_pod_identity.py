@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import boto3
@@ -251,6 +252,30 @@ def test_token_file_errors_name_the_pod_identity_variable(agent, tmp_path, monke
     assert "Pod Identity association" in str(caught.value) and agent.call_count == 0
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_fifo_token_file_is_refused_at_once_not_read(agent, tmp_path, monkeypatch):
+    fifo = str(tmp_path / "token-fifo")
+    os.mkfifo(fifo)  # no writer: opening it to read would block forever
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.url)
+    monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", fifo)
+    started = time.monotonic()
+    with pytest.raises(TokenFileError) as caught:
+        fetcher()()
+    assert time.monotonic() - started < 1.0
+    assert caught.value.path == fifo and "FIFO" in str(caught.value) and agent.call_count == 0
+
+
+def test_a_byte_order_mark_in_the_token_file_is_not_sent(tmp_path, monkeypatch):
+    token = make_token(sub=SUBJECT, aud=["pods.eks.amazonaws.com"])
+    path = tmp_path / "eks-pod-identity-token"
+    path.write_bytes(b"\xef\xbb\xbf" + token.encode("ascii") + b"\n")  # as some editors save it
+    with FakeAgent(expect_token=lambda: token) as agent:  # refuses anything else with 403
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.url)
+        monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(path))
+        assert fetcher()().access_key == agent.issued[-1]["access_key"]
+        assert [call["token"] for call in agent.calls] == [token]
+
+
 # -- sessions ---------------------------------------------------------------------
 
 
@@ -262,6 +287,8 @@ def test_session_uses_pod_identity_when_irsa_is_unset_deferred(pod_env, caplog):
     assert frozen(session).access_key == pod_env.issued[-1]["access_key"]
     assert session is pod_identity_session() and pod_env.call_count == 1
     assert "using EKS Pod Identity" in caplog.text
+    assert irsa_session.sessions._auto_session() is session  # resolved again: not logged again
+    assert caplog.text.count("using EKS Pod Identity") == 1
 
 
 def test_irsa_wins_when_both_are_set_and_says_so(pod_env, fake_env, caplog):
@@ -269,6 +296,8 @@ def test_irsa_wins_when_both_are_set_and_says_so(pod_env, fake_env, caplog):
     assert frozen(irsa_session.session).access_key == fake_env.issued[-1]["access_key"]
     assert pod_env.call_count == 0
     assert "both IRSA" in caplog.text and "using IRSA" in caplog.text
+    irsa_session.sessions._auto_session()  # resolved again: not logged again
+    assert caplog.text.count("both IRSA") == 1
 
 
 def test_pod_identity_session_falls_back_when_unset(caplog):
