@@ -58,6 +58,7 @@ def main():
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
         s3fs.S3FileSystem().pipe("readings/table.parquet", buffer.getvalue())
+        s3fs.S3FileSystem().pipe("readings/table-2.parquet", buffer.getvalue())
 
         csv = pd.read_csv("s3://readings/raw.csv")
         fs = irsa_session.arrow_filesystem()
@@ -74,7 +75,8 @@ def main():
                  _node_ip_address="127.0.0.1")
         try:
             # Two read tasks, on Ray's worker processes; the filesystem pickles as settings.
-            ds = ray.data.read_parquet(["readings/table.parquet"] * 2, filesystem=fs, override_num_blocks=2)
+            paths = ["readings/table.parquet", "readings/table-2.parquet"]
+            ds = ray.data.read_parquet(paths, filesystem=fs, override_num_blocks=2)
             total = sum(row["reading"] for row in ds.take_all())
         finally:
             ray.shutdown()

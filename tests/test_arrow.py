@@ -172,7 +172,7 @@ def test_endpoint_from_the_environment_as_botocore_reads_it():
     assert endpoint({}) is None
 
 
-def test_ray_data_reads_and_ray_train_persists_checkpoints(proxy, bucket, fake_env):
+def test_ray_data_reads_and_ray_train_persists_checkpoints(proxy, bucket, fake_env, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")  # the tests-data row has it
     from ray import train
     try:  # Ray Train v2 (the default from Ray 2.5x), then v1
@@ -180,14 +180,38 @@ def test_ray_data_reads_and_ray_train_persists_checkpoints(proxy, bucket, fake_e
     except ImportError:
         from ray.train.data_parallel_trainer import DataParallelTrainer
 
+    # With the node cache, the driver, the read tasks' workers and the training
+    # worker (each its own process, one node) share one STS call.
+    monkeypatch.setenv("IRSA_SESSION_CACHE_DIR", str(tmp_path / "node-cache"))
     fs = irsa_session.arrow_filesystem(endpoint_override=proxy.url, region="us-east-1")
-    env = dict((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
+    env = dict((k, v) for k, v in os.environ.items() if k.startswith(("AWS_", "IRSA_")))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": env}, _node_ip_address="127.0.0.1")
     try:
+        def with_pid(batch):  # defined here: Ray pickles it by value, not by module
+            batch["pid"] = os.getpid()
+            return batch
+
         # Bare bucket/key paths: Ray resolves s3:// URIs with pyarrow's own filesystem.
-        rows = ray.data.read_parquet("%s/raw/readings.parquet" % bucket, filesystem=fs).take_all()
-        assert sorted(row["reading"] for row in rows) == [3, 19, 27]
+        tables = ["%s/raw/readings.parquet" % bucket, "%s/raw/readings-2.parquet" % bucket]
+        fs.copy_file(*tables)  # two files: Ray reads a path given twice once
+        dataset = ray.data.read_parquet(tables, filesystem=fs, override_num_blocks=2)
+        rows = dataset.map_batches(with_pid, batch_format="pandas").take_all()
+        assert sorted(row["reading"] for row in rows) == [3, 3, 19, 19, 27, 27]
+        readers = set(row["pid"] for row in rows)
+        assert os.getpid() not in readers  # read by Ray's worker processes, not here
+
+        @ray.remote(num_cpus=1)
+        def rows_in(filesystem, path):
+            import pyarrow.parquet as pq
+
+            time.sleep(1)  # the two tasks overlap: two worker processes, one CPU each
+            return os.getpid(), pq.read_table(path, filesystem=filesystem).num_rows
+
+        done = ray.get([rows_in.remote(fs, path) for path in tables])
+        assert [rows for _, rows in done] == [3, 3]
+        readers |= set(pid for pid, _ in done)
+        assert len(set(pid for pid, _ in done)) == 2
 
         def loop(config):
             import tempfile
@@ -213,6 +237,7 @@ def test_ray_data_reads_and_ray_train_persists_checkpoints(proxy, bucket, fake_e
     assert_all_signed_by_issued(proxy, fake_env)
     agents = set(s.user_agent.split("/")[0] for s in proxy.seen)
     assert agents == {"aws-sdk-cpp"}
+    assert len(assume_calls(fake_env)) == 1, readers
 
 
 def test_import_and_install_import_no_pyarrow(fake_env):
@@ -237,7 +262,7 @@ def test_the_data_stack_example_runs_end_to_end(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     for line in ("pandas read_csv (s3fs):        4 rows", "pyarrow.parquet (arrow fs):    4 rows",
-                 "pandas read_parquet (arrow fs): 4 rows", "sum of readings 57 over 2 files"):
+                 "pandas read_parquet (arrow fs): 4 rows", "sum of readings 114 over 2 files"):
         assert line in out.stdout, out.stdout
     requests = [line for line in out.stdout.splitlines() if line.startswith("S3 requests:")][0]
     assert ", 0 refused;" in requests and "all issued by STS: True" in requests
