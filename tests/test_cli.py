@@ -334,6 +334,8 @@ def test_doctor_role_arn_malformed(cli, fake_env):
         ({}, "warn", "https://sts.amazonaws.com", "no-region"),
         ({"AWS_REGION": "eu-west-1"}, "ok", "https://sts.eu-west-1.amazonaws.com", "regional"),
         ({"AWS_DEFAULT_REGION": "cn-north-1"}, "ok", "https://sts.cn-north-1.amazonaws.com.cn", "regional"),
+        # Like no region botocore knows: a warning (it may be newer than botocore), not a failure.
+        ({"AWS_REGION": "mars-north-9"}, "warn", "https://sts.mars-north-9.amazonaws.com", "unknown-region"),
         (
             {"AWS_REGION": "us-east-1", "AWS_STS_REGIONAL_ENDPOINTS": "legacy"},
             "ok", "https://sts.amazonaws.com", "legacy",
