@@ -6,8 +6,11 @@ import glob
 import inspect
 import os
 import re
+import shutil
 import socket
+import subprocess
 import sys
+import tarfile
 
 import boto3.session
 import botocore.credentials
@@ -314,6 +317,35 @@ def test_public_callables_are_fully_annotated():
             unannotated.append("%s %s" % (name, missing or "return"))
     assert unannotated == []
     assert os.path.isfile(os.path.join(PACKAGE_DIR, "py.typed"))
+
+
+def test_the_sdist_ships_every_tracked_test_file_and_no_junk(tmp_path):
+    # Issue 15: the sdist shipped tests without the helpers they import.
+    setuptools = pytest.importorskip("setuptools")
+    if int(setuptools.__version__.split(".")[0]) < 61:
+        pytest.skip("setuptools %s cannot build from pyproject.toml" % setuptools.__version__)
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "tests", "testing", "examples", "benchmarks", "tools"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True,
+        ).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout (an unpacked sdist, or a vendored copy)")
+    tracked = set(name for name in listed if name)
+    tree = str(tmp_path / "tree")
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".git", ".nox", "*.egg-info", "build", "dist"))
+    os.makedirs(os.path.join(tree, ".hypothesis", "examples"), exist_ok=True)  # as a test run leaves it
+    out = subprocess.run(
+        [sys.executable, "-c", "from setuptools import build_meta; print(build_meta.build_sdist('dist'))"],
+        cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    with tarfile.open(os.path.join(tree, "dist", out.stdout.split()[-1])) as sdist:
+        names = set(name.split("/", 1)[1] for name in sdist.getnames() if "/" in name)
+    assert tracked <= names, sorted(tracked - names)
+    assert {"LICENSE", "README.md", "CHANGELOG.md", "noxfile.py", "irsa_session/py.typed"} <= names
+    junk = [name for name in names if ".hypothesis" in name or "__pycache__" in name or name.endswith(".pyc")]
+    assert not junk, junk
 
 
 def test_the_installed_distribution_ships_the_license_and_the_cli():
