@@ -15,6 +15,7 @@ import sys
 import sysconfig
 import time
 
+import botocore.utils
 import pytest
 
 from irsa_testing import ISSUER, ROLE_ARN, SUBJECT
@@ -805,3 +806,24 @@ def test_credential_process_and_env_serve_pod_identity(cli, pod_identity):
     result = cli("env", "--format", "json", env=pod_identity.env)
     assert result.code == 0, result.text
     assert result.json()["AWS_SESSION_TOKEN"] == pod_identity.issued[-1]["session_token"]
+
+
+@pytest.mark.parametrize("disabled", [False, True])
+def test_doctor_names_the_node_role_as_botocores_last_resort(cli, disabled):
+    # No IRSA, no Pod Identity, no keys, no profile: only the node's role is left.
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("AWS_"))
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_REGION="us-east-1")
+    if disabled:
+        env["AWS_EC2_METADATA_DISABLED"] = "true"
+    found = cli("doctor", "--json", env=env).finding("credential-sources")
+    assert found["irsa_session_uses"] == "default-chain"
+    assert found["botocore_chain"][-1] == "iam-role"
+    assert "node role: instance metadata (169.254.169.254)" in found["detail"]
+    honoured = hasattr(botocore.utils, "IMDSFetcher")  # botocore 1.8 ignores the variable
+    if disabled and honoured:
+        assert found["botocore_chain_uses"] == "nothing (instance metadata is disabled): NoCredentialsError"
+        assert "disabled by AWS_EC2_METADATA_DISABLED=true" in found["detail"]
+    else:
+        assert found["botocore_chain_uses"].startswith("the node's role through instance metadata")
+        if disabled:
+            assert "this botocore ignores it" in found["detail"]
