@@ -377,6 +377,20 @@ def test_clock_skew_thresholds():
 # -- usage errors --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("command", ["doctor", "credential-process", "env", "trust-policy"])
+def test_the_options_each_command_takes_are_as_the_readme_says(cli, command):
+    # README "Command line": three commands take the settings; trust-policy takes
+    # --account and --partition instead, and --role-arn is a usage error there.
+    shown = cli(command, "--help").stdout
+    settings = ("--role-arn", "--token-file", "--region", "--sts-endpoint-url")
+    if command == "trust-policy":
+        assert "--account" in shown and "--partition" in shown
+        assert not any(option in shown for option in settings), shown
+        assert cli(command, "--role-arn", ROLE_ARN).code == 2
+    else:
+        assert all(option in shown for option in settings), shown
+
+
 @pytest.mark.parametrize(
     "args",
     [
