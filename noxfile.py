@@ -320,30 +320,37 @@ def demo(session):
 # Ray 2.3.0 as in rayproject/ray:2.3.0-py38, with dependencies of its time (it also
 # runs with the newest protobuf and grpcio that still support Python 3.8).
 RAY_LEGACY = ["ray==2.3.0", "protobuf==3.20.3", "grpcio==1.51.3", "numpy<1.24"]
+# Issue 11: pyarrow in that environment. Ray 2.3 takes pyarrow >= 6.0.1; this is the
+# oldest it takes, with the pandas of its time.
+RAY_LEGACY_DATA = ["pyarrow==6.0.1", "pandas<2"]
 
 
-def _examples_pytest(session, selector):
-    """Run the tests of tests/test_examples.py that match ``selector`` (pytest -k)."""
+def _examples_pytest(session, selector, tests="tests/test_examples.py", *flags):
+    """Run the tests of ``tests`` that match ``selector`` (pytest -k; None: all)."""
     env = {
         "IRSA_TEST_MOTO_SERVER": _moto_server(session),
         "IRSA_TEST_ROW": session.name,
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     session.chdir(ROOT)
+    chosen = ["-k", selector] if selector else []
     session.run(
-        "pytest", "tests/test_examples.py", "-k", selector, "-p", "no:cacheprovider",
-        "-raP", *session.posargs, env=env,
+        "pytest", tests, *chosen, "-p", "no:cacheprovider", *(flags or ("-raP",)),
+        *session.posargs, env=env,
     )
 
 
 @nox.session(name="examples-ray-legacy", python="3.8", venv_backend="venv")
 def examples_ray_legacy(session):
-    """Ray 2.3.0 on Python 3.8 with boto3 1.4.8: ray_legacy.py and ray_seed_script.py."""
-    _install(session, *LEGACY, *RAY_LEGACY, "pytest")
+    """Ray 2.3.0 on Python 3.8 with boto3 1.4.8: ray_legacy.py and ray_seed_script.py,
+    then arrow_filesystem() with Ray Data on that Ray's pyarrow (tests/test_arrow.py)."""
+    _install(session, *LEGACY, *RAY_LEGACY, *RAY_LEGACY_DATA, "pytest")
     _check_version(session, "boto3", "1.4.8")
     _check_version(session, "botocore", "1.8.50")
     _check_version(session, "ray", "2.3.0")
+    _check_version(session, "pyarrow", "6.0.1")
     _examples_pytest(session, "ray_legacy or ray_seed_script")
+    _examples_pytest(session, None, "tests/test_arrow.py", "-ra")
 
 
 @nox.session(name="examples-ray-current", python="3.11", venv_backend="venv")

@@ -65,8 +65,11 @@ def verify(method, target, headers, secret_key, body=b""):
     """Whether ``headers["authorization"]`` is a valid SigV4 signature by ``secret_key``.
 
     ``target`` is the request line's path and query as sent; ``headers`` maps
-    lower-case names to lists of values.  S3 rules: the path is used as sent
-    (no normalisation), the payload hash is ``x-amz-content-sha256``.
+    lower-case names to lists of values.  S3 rules: the path is not normalised
+    (no ``.`` or ``//`` removed) but, like the query, is compared URI-encoded
+    once, however the client escaped it on the wire (the AWS SDK for C++ of
+    pyarrow 6 sends ``key=value`` raw and signs it as ``key%3Dvalue``); the
+    payload hash is ``x-amz-content-sha256``.
     """
     match = _AUTH.match(" ".join(headers.get("authorization", [""])))
     if match is None:
@@ -79,7 +82,8 @@ def verify(method, target, headers, secret_key, body=b""):
     )
     payload = (headers.get("x-amz-content-sha256") or [hashlib.sha256(body).hexdigest()])[0]
     canonical = "\n".join(
-        [method, path or "/", _canonical_query(query), canonical_headers,
+        [method, urllib.parse.quote(urllib.parse.unquote(path or "/"), safe="-_.~/"),
+         _canonical_query(query), canonical_headers,
          match.group("headers"), payload]
     )
     scope = match.group("scope")
