@@ -23,7 +23,7 @@ LEGACY = ["boto3==1.4.8", "botocore==1.8.50"]
 MIDDLE = ["boto3==1.26.76", "botocore==1.29.76"]
 # Issue 11: the data stack. boto3 goes in with aiobotocore so pip picks a botocore
 # that aiobotocore accepts (it pins a narrow range).
-DATA = ["aiobotocore[boto3]", "s3fs", "fsspec", "boto3", "pandas", "pyarrow", "ray[data,train]"]
+DATA = ["aiobotocore[boto3]", "s3fs", "fsspec", "boto3", "pandas", "pyarrow", "ray[data,train]", "dask[dataframe]"]
 DATA_TESTS = ["tests/test_aio.py", "tests/test_arrow.py"]
 TEST_ROWS = [
     "tests-legacy-3.7",
@@ -231,7 +231,7 @@ def tests_vendored(session):
 def tests_data(session):
     """Python 3.11, aiobotocore, s3fs, pandas and pyarrow with the boto3 they accept."""
     _install(session, "-U", *DATA, "cachetools", "pytest")
-    for module in ("boto3", "botocore", "aiobotocore", "s3fs", "pandas", "pyarrow", "ray"):
+    for module in ("boto3", "botocore", "aiobotocore", "s3fs", "pandas", "pyarrow", "ray", "dask"):
         _check_version(session, module)
     named = [arg for arg in session.posargs if not arg.startswith("-")]
     if not any(os.path.exists(os.path.join(ROOT, arg.split("::")[0])) for arg in named):

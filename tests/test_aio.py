@@ -99,6 +99,20 @@ def test_install_reaches_unchanged_s3fs_pandas_and_boto3_with_one_sts_call(
     assert {"Boto3", "aiobotocore"} <= agents
 
 
+def test_install_reaches_unchanged_dask_through_s3fs(s3_env, bucket, fake_env):
+    dd = pytest.importorskip("dask.dataframe")  # the tests-data row has it
+    install()
+    assert boto3.client("s3").head_object(Bucket=bucket, Key="raw/readings.csv")["ContentLength"]
+    frame = dd.read_csv("s3://%s/raw/readings.csv" % bucket)  # dask's default scheduler: threads
+    assert int(frame.reading.sum().compute()) == 49
+    table = dd.read_parquet("s3://%s/raw/readings.parquet" % bucket)
+    assert sorted(table.city.compute()) == ["cairo", "lima", "oslo"]
+    assert len(assume_calls(fake_env)) == 1
+    assert_all_signed_by_issued(s3_env, fake_env)
+    assert s3_env.keys() == [fake_env.issued[0]["access_key"]]  # one exchange for boto3 and dask
+    assert {"Boto3", "aiobotocore"} <= set(s.user_agent.split("/")[0] for s in s3_env.seen)
+
+
 def test_without_install_aiobotocore_makes_its_own_exchange(s3_env, bucket, fake_env):
     # The control for the count above: unchanged code, no install(), two exchanges.
     assert boto3.client("s3").get_object(Bucket=bucket, Key="raw/readings.csv")["Body"].read() == CSV
