@@ -333,7 +333,8 @@ def test_the_sdist_ships_every_tracked_test_file_and_no_junk(tmp_path):
         pytest.skip("not a git checkout (an unpacked sdist, or a vendored copy)")
     tracked = set(name for name in listed if name)
     tree = str(tmp_path / "tree")
-    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".git", ".nox", "*.egg-info", "build", "dist"))
+    unbuilt = shutil.ignore_patterns(".git", ".nox", ".venv*", ".mypy_cache", "*.egg-info", "build", "dist")
+    shutil.copytree(ROOT, tree, ignore=unbuilt)
     os.makedirs(os.path.join(tree, ".hypothesis", "examples"), exist_ok=True)  # as a test run leaves it
     out = subprocess.run(
         [sys.executable, "-c", "from setuptools import build_meta; print(build_meta.build_sdist('dist'))"],
