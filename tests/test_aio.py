@@ -356,7 +356,12 @@ def test_short_lived_credentials_rotate_mid_read_and_the_read_goes_on(proxy, buc
     by_agent = {}
     for seen in proxy.seen:
         by_agent.setdefault(seen.user_agent.split("/")[0], []).append(seen.access_key)
-    assert set(by_agent["aiobotocore"]) == set(keys) == set(by_agent["Boto3"])
+    # Both clients shared every key, except that boto3's request after the read
+    # may fall due for a refresh that aiobotocore, done by then, never needed.
+    aio_keys, boto3_keys = by_agent["aiobotocore"], by_agent["Boto3"]
+    assert set(aio_keys) <= set(boto3_keys) == set(keys)
+    late = set(boto3_keys) - set(aio_keys)
+    assert late <= {fake_env.issued[-1]["access_key"]} and late <= {boto3_keys[-1]}, late
 
 
 def test_failed_mandatory_refresh_raises_refresh_error_without_secrets(fake_env, irsa_env):
