@@ -1,4 +1,5 @@
-"""The test matrix: ``./dev test`` runs every tests-* session, ``./dev demo`` the demo.
+"""The test matrix: ``./dev test`` runs TEST_ROWS (the tests-*, bench-quick and
+examples-* sessions), ``./dev demo`` the demo.
 
 Each row gets its own venv (made with the row's Python ``-m venv``: virtualenv
 can no longer seed 3.7 venvs).  moto cannot share a venv with botocore 1.8.50,
