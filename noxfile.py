@@ -26,6 +26,11 @@ MIDDLE = ["boto3==1.26.76", "botocore==1.29.76"]
 # that aiobotocore accepts (it pins a narrow range).
 DATA = ["aiobotocore[boto3]", "s3fs", "fsspec", "boto3", "pandas", "pyarrow", "ray[data,train]", "dask[dataframe]"]
 DATA_TESTS = ["tests/test_aio.py", "tests/test_arrow.py"]
+MACHINE_SETTINGS = {
+    "IRSA_SESSION_CACHE_DIR": "/nonexistent/irsa-session-cache",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+}
 TEST_ROWS = [
     "tests-legacy-3.7",
     "tests-legacy-3.8",
@@ -148,6 +153,10 @@ def _pytest(session, **extra_env):
         "IRSA_TEST_MOTO_SERVER": _moto_server(session),
         "IRSA_TEST_ROW": session.name,
     }
+    # A machine's own settings must not reach a test: conftest.py clears these, and
+    # tests/test_servers.py checks that it did (a proxy on the discard port would
+    # swallow the token; a cache directory would change every STS count).
+    env.update(MACHINE_SETTINGS)
     env.update(extra_env)
     # A path in posargs (e.g. `-- tests/test_servers.py`) replaces the default "tests".
     targets = ["tests"]

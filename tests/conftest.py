@@ -17,12 +17,29 @@ from irsa_testing.servers import FakeSTS
 from irsa_testing.tokens import make_token
 
 
+#: Variables that change what the library does, and so must not come from the machine.
+INHERITED_PREFIXES = ("AWS_", "IRSA_SESSION_")
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def _inherited(environ):
+    return sorted(
+        name for name in environ
+        if name.startswith(INHERITED_PREFIXES) or name.lower() in PROXY_VARIABLES
+    )
+
+
+#: What clean_env sets itself.
+SET_BY_CLEAN_ENV = ["AWS_CONFIG_FILE", "AWS_EC2_METADATA_DISABLED", "AWS_SHARED_CREDENTIALS_FILE"]
+#: What this machine set when the tests started (the noxfile's rows set some on purpose).
+MACHINE_SETTINGS = _inherited(os.environ)
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
-    """No AWS settings leak in from the machine; the registry starts empty."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
+    """No AWS, library or proxy settings leak in from the machine; the registry starts empty."""
+    for name in _inherited(os.environ):
+        monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -1,6 +1,8 @@
 """Tests of the test servers themselves, with the standard library only."""
 
+import datetime
 import http.client
+import http.server
 import os
 import re
 import socket
@@ -9,11 +11,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
 
 import pytest
 
 from irsa_testing.moto import MotoServer
-from irsa_testing.servers import FakeSTS, send
+from irsa_testing.s3proxy import S3Proxy
+from irsa_testing.servers import FakeSTS, LoopbackServer, send
+from irsa_testing.sigv4 import sign
 
 NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
 ROLE = "arn:aws:iam::111122223333:role/team/my-role"
@@ -156,17 +161,62 @@ def test_calls_record_token_and_params(sts):
     assert all(c["answered"] == "ok" for c in calls)
 
 
-def test_missing_parameter_and_get_caller_identity(sts):
-    status, body = post(sts.url, Action="GetCallerIdentity")
-    assert (status, error_code(body)) == (403, ("Sender", "InvalidClientTokenId"))
+def test_missing_parameter(sts):
     status, body = post(sts.url, WebIdentityToken="")
     assert (status, error_code(body)) == (400, ("Sender", "ValidationError"))
-    post(sts.url)
-    status, body = post(sts.url, Action="GetCallerIdentity")
+
+
+def caller_identity(sts, creds, **change):
+    """GetCallerIdentity signed with ``creds`` (an issued record), ``change`` applied."""
+    when = change.pop("when", None)
+    values = dict(creds, **change)
+    body, headers = sign(
+        sts.url + "/", {"Action": "GetCallerIdentity", "Version": "2011-06-15"},
+        values["access_key"], values["secret_key"], values["session_token"], when=when,
+    )
+    return send("POST", sts.url + "/", data=body, headers=headers)
+
+
+def test_get_caller_identity_answers_only_a_live_key_it_issued(sts):
+    """As AWS: the identity of the key that signed, and nothing for any other request."""
+    status, body = post(sts.url, Action="GetCallerIdentity")  # unsigned
+    assert (status, error_code(body)) == (403, ("Sender", "MissingAuthenticationToken"))
+    post(sts.url, RoleSessionName="first")
+    post(sts.url, RoleSessionName="second")
+    first, second = sts.issued
+    status, body = caller_identity(sts, first)
     assert status == 200
-    root = ET.fromstring(body)
-    arn = root.findtext("sts:GetCallerIdentityResult/sts:Arn", namespaces=NS)
-    assert arn == sts.issued[-1]["arn"]
+    arn = ET.fromstring(body).findtext("sts:GetCallerIdentityResult/sts:Arn", namespaces=NS)
+    assert arn == first["arn"] != second["arn"]  # the signer's, not the last issued
+    refused = {
+        "forged": dict(secret_key=second["secret_key"]),
+        "unknown key": dict(access_key="ASIAUNKNOWNUNKNOWN00"),
+        "no session token": dict(session_token=None),
+        "another key's session token": dict(session_token=second["session_token"]),
+        "signed an hour ago": dict(when=datetime.datetime.utcnow() - datetime.timedelta(hours=1)),
+    }
+    for name, change in refused.items():
+        status, body = caller_identity(sts, first, **change)
+        assert status in (400, 403), name
+        assert error_code(body)[1] in (
+            "SignatureDoesNotMatch", "InvalidClientTokenId"
+        ), (name, body)
+    # Tampered: a valid signature, then the body changed on the way.
+    body, headers = sign(sts.url + "/", {"Action": "GetCallerIdentity", "Version": "2011-06-15"},
+                         first["access_key"], first["secret_key"], first["session_token"])
+    status, answer = send("POST", sts.url + "/", data=body + b"&Extra=1", headers=headers)
+    assert (status, error_code(answer)[1]) == (403, "SignatureDoesNotMatch")
+
+
+def test_get_caller_identity_refuses_an_expired_key():
+    now = [time.time()]
+    with FakeSTS(duration=900, clock=lambda: now[0]) as sts:
+        post(sts.url)
+        creds = sts.issued[0]
+        assert caller_identity(sts, creds)[0] == 200
+        now[0] += 901
+        status, body = caller_identity(sts, creds)
+        assert (status, error_code(body)[1]) == (400, "ExpiredToken")
 
 
 def test_moto_server_starts_answers_and_stops():
@@ -182,3 +232,100 @@ def test_moto_server_starts_answers_and_stops():
         server.reset()
     assert process.poll() is not None
     assert server.process is None
+
+
+# -- the S3 proxy: every "signed by issued credentials" claim rests on it ---------------
+
+
+class _Upstream(LoopbackServer):
+    """Stands in for moto: answers every request 200, a GET with its path in XML."""
+
+    class handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _any(self):
+            body = b"<Path>%s</Path>" % escape(self.path).encode() if self.command == "GET" else b""
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = _any
+
+        def log_message(self, format, *args):
+            """Log nothing."""
+
+
+@pytest.fixture
+def s3proxy():
+    now = [time.time()]
+    issued = []
+    with _Upstream() as upstream, S3Proxy(upstream.base_url, lambda: issued, clock=lambda: now[0]) as proxy:
+        proxy.now, proxy.issued_list = now, issued
+        yield proxy
+
+
+def _s3_get(proxy, creds, path="/bucket/key.csv", tamper=None, **change):
+    values = dict(creds, **change)
+    _, headers = sign(proxy.url + path, {}, values["access_key"], values["secret_key"],
+                      values["session_token"], service="s3", method="GET")
+    return send("GET", proxy.url + (tamper or path), headers=headers)
+
+
+def test_the_s3_proxy_passes_only_requests_signed_by_live_issued_keys(s3proxy):
+    with FakeSTS() as issuer:
+        post(issuer.url)
+        post(issuer.url)
+    first, second = issuer.issued
+    s3proxy.issued_list.extend([first, second])
+    assert _s3_get(s3proxy, first) == (200, b"<Path>/bucket/key.csv</Path>")
+    status, body = send("GET", s3proxy.url + "/bucket/key.csv")
+    assert (status, b"<Code>AccessDenied</Code>" in body) == (403, True)
+    refused = [
+        ("forged", dict(secret_key=second["secret_key"]), None, "SignatureDoesNotMatch"),
+        ("tampered", {}, "/bucket/other.csv", "SignatureDoesNotMatch"),
+        ("unknown", dict(access_key="ASIAUNKNOWNUNKNOWN00"), None, "InvalidAccessKeyId"),
+        ("no session token", dict(session_token=None), None, "InvalidToken"),
+        ("another's session token", dict(session_token=second["session_token"]), None, "InvalidToken"),
+    ]
+    for name, change, tamper, code in refused:
+        status, body = _s3_get(s3proxy, first, tamper=tamper, **change)
+        assert status in (400, 403) and ("<Code>%s</Code>" % code).encode() in body, (name, body)
+    s3proxy.now[0] = first["expiration"]
+    status, body = _s3_get(s3proxy, first)
+    assert status == 400 and b"<Code>ExpiredToken</Code>" in body
+    verdicts = [seen.verdict for seen in s3proxy.seen]
+    assert verdicts == ["ok", "AccessDenied", "SignatureDoesNotMatch", "SignatureDoesNotMatch",
+                        "InvalidAccessKeyId", "InvalidToken", "InvalidToken", "ExpiredToken"]
+    assert s3proxy.keys() == [first["access_key"]]
+
+
+def test_the_s3_proxy_verifies_what_botocore_signs(s3proxy):
+    """A real client's signature (with keys, an odd path and a query) passes the check."""
+    import boto3
+
+    with FakeSTS() as issuer:
+        post(issuer.url)
+    creds = issuer.issued[0]
+    s3proxy.issued_list.append(creds)
+    client = boto3.session.Session(
+        aws_access_key_id=creds["access_key"], aws_secret_access_key=creds["secret_key"],
+        aws_session_token=creds["session_token"], region_name="us-east-1",
+    ).client("s3", endpoint_url=s3proxy.url)
+    client.list_objects(Bucket="bucket", Prefix="a b/c=d", Delimiter="/")
+    client.put_object(Bucket="bucket", Key="dir/a+b c.txt", Body=b"x" * 100)
+    assert [seen.verdict for seen in s3proxy.seen] == ["ok", "ok"]
+    assert s3proxy.keys() == [creds["access_key"]]
+
+
+def test_the_machines_settings_do_not_reach_a_test():
+    """conftest.py clears what the machine set: a proxy or a cache directory changes results."""
+    import conftest
+
+    if os.environ.get("IRSA_TEST_ROW", "").startswith("tests-"):
+        # The noxfile's rows set these on purpose, so that this test can fail.
+        assert {"IRSA_SESSION_CACHE_DIR", "HTTP_PROXY", "https_proxy"} <= set(conftest.MACHINE_SETTINGS)
+    assert conftest._inherited(os.environ) == conftest.SET_BY_CLEAN_ENV

@@ -3,12 +3,13 @@
 :class:`ChainSTS` is :class:`irsa_testing.servers.FakeSTS` (every control of it still
 applies to every call) plus:
 
-- ``AssumeRole`` and ``GetCallerIdentity`` answer only a request whose SigV4
-  signature verifies (canonical request, string to sign, HMAC chain) with the
-  secret of a key this server issued (through AssumeRoleWithWebIdentity or
-  AssumeRole), that has not expired, sent with that key's session token;
-  otherwise ``InvalidClientTokenId``, ``ExpiredToken``, ``IncompleteSignature``
-  or ``SignatureDoesNotMatch``, as STS answers;
+- ``AssumeRole`` answers, like FakeSTS's ``GetCallerIdentity``, only a request
+  whose SigV4 signature verifies (canonical request, string to sign, HMAC
+  chain) with the secret of a key this server issued (through
+  AssumeRoleWithWebIdentity or AssumeRole), that has not expired, sent with
+  that key's session token; otherwise ``InvalidClientTokenId``,
+  ``ExpiredToken``, ``IncompleteSignature`` or ``SignatureDoesNotMatch``, as
+  STS answers;
 - a trust check: ``trust`` maps a target role ARN to the principals allowed to
   assume it (role ARNs, or assumed-role session ARNs) and the ``ExternalId`` it
   requires; anything else is ``AccessDenied``, with STS's wording;
@@ -20,110 +21,19 @@ Standard library only, on Python 3.7, like servers.py.
 
 __all__ = ["ChainSTS", "sign", "signer"]
 
-import datetime
-import hashlib
-import hmac
-import posixpath
-import re
-import threading
-import time
-import urllib.parse
 import uuid
 from xml.sax.saxutils import escape
 
+from irsa_testing import sigv4
 from irsa_testing.servers import STS_NS, FakeSTS, _iso8601, packed_policy
+from irsa_testing.sigv4 import sign  # noqa: F401  (for tests that send chosen keys)
 
-_AUTH = re.compile(
-    r"^AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*"
-    r"SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<signature>[0-9a-f]{64})$"
-)
-_AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _CHAIN_CAP = 3600
-
-
-def _hmac(key, text):
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
-
-
-def _quote(text):
-    return urllib.parse.quote(text, safe="-_.~")
-
-
-def canonical_request(method, path, headers, signed, body):
-    """SigV4's canonical request: method, URI, query, headers, signed header names, body hash."""
-    raw_path, _, query = path.partition("?")
-    uri = urllib.parse.unquote(raw_path) or "/"
-    if uri != "/":
-        uri = posixpath.normpath(uri) + ("/" if uri.endswith("/") else "")
-    pairs = sorted(
-        (_quote(key), _quote(value))
-        for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True)
-    )
-    lower = dict((name.lower(), value) for name, value in headers.items())
-    lines = ["%s:%s" % (name, " ".join(lower.get(name, "").split())) for name in signed]
-    return "\n".join(
-        [
-            method.upper(),
-            urllib.parse.quote(uri, safe="/~"),
-            "&".join("%s=%s" % pair for pair in pairs),
-            "\n".join(lines) + "\n",
-            ";".join(signed),
-            hashlib.sha256(body).hexdigest(),
-        ]
-    )
-
-
-def signature(secret_key, amz_date, scope, canonical):
-    """The hex signature of ``canonical`` for ``scope`` (date/region/service/aws4_request)."""
-    string_to_sign = "\n".join(
-        [
-            "AWS4-HMAC-SHA256",
-            amz_date,
-            scope,
-            hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
-        ]
-    )
-    key = ("AWS4" + secret_key).encode("utf-8")
-    for part in scope.split("/"):
-        key = _hmac(key, part)
-    return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def sign(url, params, access_key, secret_key, session_token, region="us-east-1", when=None):
-    """(body bytes, headers) of a query-protocol POST to ``url`` signed with these keys.
-
-    For tests that send a request with chosen (say, expired) credentials.
-    """
-    parts = urllib.parse.urlsplit(url)
-    body = urllib.parse.urlencode(params).encode()
-    moment = when or datetime.datetime.utcnow()
-    amz_date = moment.strftime(_AMZ_DATE)
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
-        "Host": parts.netloc,
-        "X-Amz-Date": amz_date,
-        "X-Amz-Security-Token": session_token,
-    }
-    signed = sorted(name.lower() for name in headers)
-    scope = "%s/%s/sts/aws4_request" % (amz_date[:8], region)
-    canonical = canonical_request("POST", parts.path or "/", headers, signed, body)
-    headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
-        access_key,
-        scope,
-        ";".join(signed),
-        signature(secret_key, amz_date, scope, canonical),
-    )
-    return body, headers
 
 
 def signer(call):
     """The access key id that signed a recorded call (its Authorization header), or None."""
-    for name, value in call["headers"].items():
-        if name.lower() == "authorization":
-            match = _AUTH.match(value.strip())
-            if match:
-                return match.group("credential").split("/")[0]
-    return None
+    return sigv4.signer(call["headers"])
 
 
 class ChainSTS(FakeSTS):
@@ -131,7 +41,7 @@ class ChainSTS(FakeSTS):
 
     _MODES = FakeSTS._MODES + ("assume_role_duration",)
 
-    def __init__(self, trust=None, assume_role_duration=None, clock=time.time, max_skew=300, **kwargs):
+    def __init__(self, trust=None, assume_role_duration=None, clock=None, max_skew=300, **kwargs):
         """``trust``: {target role ARN: {"principals": [ARNs], "external_id": str or None}}.
 
         ``assume_role_duration``: the life of AssumeRole's credentials, whatever
@@ -140,16 +50,15 @@ class ChainSTS(FakeSTS):
         whether a signing key has expired; signing dates are checked against the
         real clock, which botocore signs with.
         """
-        super(ChainSTS, self).__init__(**kwargs)
+        super(ChainSTS, self).__init__(clock=clock, max_skew=max_skew, **kwargs)
         self._initial = dict(
             trust=dict(trust or {}),
             assume_role_duration=assume_role_duration,
-            clock=clock,
+            clock=self.clock,
             max_skew=max_skew,
             duration=self.duration,
             honor_duration=self.honor_duration,
         )
-        self._request = threading.local()
         self._configure()
 
     def _configure(self):
@@ -172,23 +81,11 @@ class ChainSTS(FakeSTS):
                 "assumed_role_id": "AROAREGISTERED:" + arn.rsplit("/", 1)[-1], "signed_by": None,
             })
 
-    def key(self, access_key):
-        """The issued record of ``access_key`` (a dict), or None."""
-        for creds in self.issued:
-            if creds["access_key"] == access_key:
-                return creds
-        return None
-
     def actions(self):
         """The Action of every call so far, in order."""
         return [call["action"] for call in self.calls]
 
     # -- request handling ------------------------------------------------------
-
-    def _handle(self, handler, body):
-        # The signature covers the method, path and raw body, which _answer is not given.
-        self._request.raw = (handler.command, handler.path, body.encode("utf-8"))
-        super(ChainSTS, self)._handle(handler, body)
 
     def _answer(self, params, headers, values=None):
         action = params.get("Action")
@@ -199,50 +96,12 @@ class ChainSTS(FakeSTS):
                 extra["expiration"] = int(self.clock() + life)
             extra.update(values or {})
             return self._assume(params, extra)
-        if action in ("AssumeRole", "GetCallerIdentity"):
+        if action == "AssumeRole":
             caller, failure = self._verify(headers)
             if failure is not None:
                 return failure
-            if action == "GetCallerIdentity":
-                return self._caller_identity(headers)
             return self._assume_role(params, caller, values or {})
         return super(ChainSTS, self)._answer(params, headers, values)
-
-    def _verify(self, headers):
-        """(the issued record of the signing key, None), or (None, a failure answer)."""
-        lower = dict((name.lower(), value) for name, value in headers.items())
-        match = _AUTH.match(lower.get("authorization", "").strip())
-        if match is None:
-            return None, ("fail", "MissingAuthenticationToken", 403, "Request is missing Authentication Token")
-        credential = match.group("credential").split("/")
-        signed = match.group("signed").split(";")
-        if len(credential) != 5 or credential[3] != "sts" or credential[4] != "aws4_request":
-            return None, ("fail", "IncompleteSignature", 400, "Credential scope is not date/region/sts/aws4_request")
-        if signed != sorted(signed) or not {"host", "x-amz-date"} <= set(signed):
-            return None, ("fail", "IncompleteSignature", 400, "SignedHeaders must include host and x-amz-date")
-        creds = self.key(credential[0])
-        if creds is None or lower.get("x-amz-security-token") != creds["session_token"]:
-            return None, ("fail", "InvalidClientTokenId", 403, "The security token included in the request is invalid.")
-        if "x-amz-security-token" not in signed:
-            return None, ("fail", "IncompleteSignature", 400, "x-amz-security-token is not signed")
-        if self.clock() >= creds["expiration"]:
-            return None, ("fail", "ExpiredToken", 400, "The security token included in the request is expired")
-        amz_date = lower.get("x-amz-date", "")
-        try:
-            sent = datetime.datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=datetime.timezone.utc)
-        except ValueError:
-            return None, ("fail", "IncompleteSignature", 400, "X-Amz-Date %r is not a date" % amz_date)
-        if abs(sent.timestamp() - time.time()) > self.max_skew or credential[1] != amz_date[:8]:
-            return None, ("fail", "SignatureDoesNotMatch", 403, "Signature expired: %s is out of range" % amz_date)
-        method, path, body = self._request.raw
-        canonical = canonical_request(method, path, headers, signed, body)
-        expected = signature(creds["secret_key"], amz_date, "/".join(credential[1:]), canonical)
-        if not hmac.compare_digest(expected, match.group("signature")):
-            return None, (
-                "fail", "SignatureDoesNotMatch", 403,
-                "The request signature we calculated does not match the signature you provided.",
-            )
-        return creds, None
 
     def _assume_role(self, params, caller, values):
         for name in ("RoleArn", "RoleSessionName"):

@@ -15,88 +15,37 @@ Standard library only, and Python 3.7 syntax, like servers.py.
 __all__ = ["S3Proxy", "Seen", "verify"]
 
 import collections
-import hashlib
-import hmac
 import http.client
 import http.server
-import re
 import threading
 import time
 import urllib.parse
 import uuid
 from xml.sax.saxutils import escape
 
+from irsa_testing import sigv4
 from irsa_testing.servers import LoopbackServer
 
 Seen = collections.namedtuple("Seen", "time method path access_key verdict user_agent")
 Seen.__doc__ = "One request: its access key (None if unsigned) and 'ok' or S3's error code."
 
-_AUTH = re.compile(
-    r"^AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/(?P<scope>[^,\s]+),\s*"
-    r"SignedHeaders=(?P<headers>[^,\s]+),\s*Signature=(?P<signature>[0-9a-f]+)\s*$"
-)
 _HOP_BY_HOP = frozenset(
     "connection keep-alive proxy-authenticate proxy-authorization te trailer "
     "transfer-encoding upgrade expect host content-length".split()
 )
-_MESSAGES = {
-    "AccessDenied": "Access Denied (the request was not signed)",
-    "InvalidAccessKeyId": "The AWS Access Key Id you provided does not exist in our records.",
-    "ExpiredToken": "The provided token has expired.",
-    "InvalidToken": "The provided token is malformed or otherwise invalid.",
-    "SignatureDoesNotMatch": "The request signature we calculated does not match the "
-    "signature you provided.",
-}
-
-
-def _quote(text):
-    return urllib.parse.quote(text, safe="-_.~")
-
-
-def _canonical_query(query):
-    pairs = []
-    for part in query.split("&") if query else ():
-        key, _, value = part.partition("=")
-        pairs.append((_quote(urllib.parse.unquote(key)), _quote(urllib.parse.unquote(value))))
-    return "&".join("%s=%s" % pair for pair in sorted(pairs))
 
 
 def verify(method, target, headers, secret_key, body=b""):
     """Whether ``headers["authorization"]`` is a valid SigV4 signature by ``secret_key``.
 
     ``target`` is the request line's path and query as sent; ``headers`` maps
-    lower-case names to lists of values.  S3 rules: the path is not normalised
-    (no ``.`` or ``//`` removed) but, like the query, is compared URI-encoded
-    once, however the client escaped it on the wire (the AWS SDK for C++ of
-    pyarrow 6 sends ``key=value`` raw and signs it as ``key%3Dvalue``); the
-    payload hash is ``x-amz-content-sha256``.
+    lower-case names to lists of values.  S3's rules (see :func:`sigv4.check`);
+    the key is taken as issued, live, and sent with its session token.
     """
-    match = _AUTH.match(" ".join(headers.get("authorization", [""])))
-    if match is None:
-        return False
-    path, _, query = target.partition("?")
-    signed = match.group("headers").split(";")
-    canonical_headers = "".join(
-        "%s:%s\n" % (name, ",".join(" ".join(v.split()) for v in headers.get(name, [])))
-        for name in signed
-    )
-    payload = (headers.get("x-amz-content-sha256") or [hashlib.sha256(body).hexdigest()])[0]
-    canonical = "\n".join(
-        [method, urllib.parse.quote(urllib.parse.unquote(path or "/"), safe="-_.~/"),
-         _canonical_query(query), canonical_headers,
-         match.group("headers"), payload]
-    )
-    scope = match.group("scope")
-    date, region, service = scope.split("/")[:3]
-    amz_date = (headers.get("x-amz-date") or [""])[0]
-    to_sign = "\n".join(
-        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-    )
-    key = ("AWS4" + secret_key).encode()
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, match.group("signature"))
+    token = ",".join(headers.get("x-amz-security-token", [])) or None
+    record = {"secret_key": secret_key, "session_token": token, "expiration": float("inf")}
+    _, refusal = sigv4.check(method, target, headers, body, lambda key: record, "s3")
+    return refusal is None
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -165,11 +114,12 @@ class S3Proxy(LoopbackServer):
         access_key, verdict = self._check(handler.command, handler.path, headers, body)
         with self._lock:
             self._seen.append(
-                Seen(self.clock(), handler.command, handler.path, access_key, verdict,
+                Seen(self.clock(), handler.command, handler.path, access_key,
+                     verdict if verdict == "ok" else verdict.code,
                      (headers.get("user-agent") or [""])[0])
             )
         if verdict != "ok":
-            self._reply(handler, 403, {"Content-Type": "application/xml"}, _error(verdict))
+            self._reply(handler, verdict.status, {"Content-Type": "application/xml"}, _error(verdict))
             return
         if self.delay:
             time.sleep(self.delay)
@@ -192,21 +142,14 @@ class S3Proxy(LoopbackServer):
         return handler.rfile.read(length) if length else b""
 
     def _check(self, method, target, headers, body):
-        match = _AUTH.match(" ".join(headers.get("authorization", [""])))
-        if match is None:
-            return None, "AccessDenied"
-        key = match.group("key")
-        found = [each for each in self.issued() if each["access_key"] == key]
-        if not found:
-            return key, "InvalidAccessKeyId"
-        creds = found[-1]
-        if self.clock() >= creds["expiration"]:
-            return key, "ExpiredToken"
-        if (headers.get("x-amz-security-token") or [None])[0] != creds["session_token"]:
-            return key, "InvalidToken"
-        if not verify(method, target, headers, creds["secret_key"], body):
-            return key, "SignatureDoesNotMatch"
-        return key, "ok"
+        """(the access key named, or None; "ok" or the refusal) of one request."""
+        def lookup(key):
+            found = [each for each in self.issued() if each["access_key"] == key]
+            return found[-1] if found else None
+
+        creds, refusal = sigv4.check(method, target, headers, body, lookup, "s3", clock=self.clock)
+        key = sigv4.signer(headers)
+        return key, ("ok" if refusal is None else refusal)
 
     def _forward(self, handler, headers, body):
         forwarded = dict(
@@ -251,8 +194,9 @@ class S3Proxy(LoopbackServer):
             handler.close_connection = True
 
 
-def _error(code):
+def _error(refusal):
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code><Message>%s</Message>'
-        "<RequestId>%s</RequestId></Error>" % (escape(code), escape(_MESSAGES[code]), uuid.uuid4())
+        "<RequestId>%s</RequestId></Error>"
+        % (escape(refusal.code), escape(refusal.message), uuid.uuid4())
     ).encode()

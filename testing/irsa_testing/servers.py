@@ -8,7 +8,9 @@ every row of the test matrix (even the one with boto3 1.4.8 and no moto
 installed) can use it.
 """
 
-__all__ = ["free_port", "send", "LoopbackServer", "RecordingServer", "FakeSTS", "DEFAULT_STATUS"]
+__all__ = [
+    "free_port", "send", "LoopbackServer", "RecordingServer", "FakeSTS", "DEFAULT_STATUS", "ProxyTrap",
+]
 
 import base64
 import collections
@@ -27,6 +29,7 @@ import urllib.request
 import uuid
 from xml.sax.saxutils import escape
 
+from irsa_testing import sigv4
 from irsa_testing.tokens import claims_of
 
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -178,6 +181,41 @@ class RecordingServer(LoopbackServer):
             return list(self._issued)
 
 
+class _TrapHandler(http.server.BaseHTTPRequestHandler):
+    def _any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        with self.server.owner._lock:
+            self.server.owner._seen.append((self.command, self.path, dict(self.headers.items()), body))
+        self.send_response(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = do_CONNECT = _any
+
+    def log_message(self, format, *args):
+        """Log nothing."""
+
+
+class ProxyTrap(LoopbackServer):
+    """An HTTP proxy that forwards nothing: it records each request it gets, answers 502.
+
+    Set ``HTTP_PROXY`` to its ``base_url`` to see what a client would have sent
+    through a proxy; ``seen`` lists (method, target, headers, body).
+    """
+
+    handler = _TrapHandler
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._seen = []
+
+    @property
+    def seen(self):
+        with self._lock:
+            return list(self._seen)
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Hands every request to the FakeSTS that owns the server."""
 
@@ -205,6 +243,12 @@ class FakeSTS(RecordingServer):
     ``delay``, then the queue filled by ``fail_next``/``drop_next``/
     ``malformed_next`` (first in, first out), then ``always_fail``, then
     ``rate_limit``, then a normal answer.
+
+    ``GetCallerIdentity`` answers, as AWS does, only a request signed (SigV4,
+    checked by :func:`irsa_testing.sigv4.check`) by a key this server issued,
+    not expired by ``clock``, sent with that key's session token; it names the
+    identity of that key.  ``clock`` (seconds since the epoch) also sets the
+    expiry of what is issued.
     """
 
     _MODES = ("delay", "rate_limit", "always_fail", "duration", "honor_duration")
@@ -216,8 +260,13 @@ class FakeSTS(RecordingServer):
         account="123456789012",
         provider="arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/FAKE",
         subject="system:serviceaccount:default:test",
+        clock=None,
+        max_skew=300,
     ):
         """Configure the answers; call start() to listen."""
+        self.clock = clock or _now
+        self.max_skew = max_skew
+        self._request = threading.local()
         self.duration = duration
         self.honor_duration = honor_duration
         self.account = account
@@ -283,8 +332,27 @@ class FakeSTS(RecordingServer):
 
     # -- request handling --------------------------------------------------
 
+    def key(self, access_key):
+        """The issued record of ``access_key`` (a dict), or None."""
+        for creds in self.issued:
+            if creds["access_key"] == access_key:
+                return creds
+        return None
+
+    def _verify(self, headers):
+        """(the issued record of the signing key, None), or (None, a failure answer)."""
+        method, path, body = self._request.raw
+        creds, refusal = sigv4.check(
+            method, path, headers, body, self.key, "sts", clock=self.clock, max_skew=self.max_skew
+        )
+        if refusal is not None:
+            return None, ("fail",) + tuple(refusal)
+        return creds, None
+
     def _handle(self, handler, body):
         """Decide what to do with one request and do it."""
+        # The signature covers the method, path and raw body, which _answer is not given.
+        self._request.raw = (handler.command, handler.path, body.encode("utf-8"))
         query = urllib.parse.urlsplit(handler.path).query
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         params.update(urllib.parse.parse_qsl(body, keep_blank_values=True))
@@ -374,7 +442,8 @@ class FakeSTS(RecordingServer):
         if action == "AssumeRoleWithWebIdentity":
             return self._assume(params, values or {})
         if action == "GetCallerIdentity":
-            return self._caller_identity(headers)
+            caller, failure = self._verify(headers)
+            return failure or self._caller_identity(caller)
         return ("fail", "InvalidAction", 400, "Could not find operation %s" % action)
 
     def _assume(self, params, values):
@@ -400,7 +469,7 @@ class FakeSTS(RecordingServer):
         if isinstance(audience, list):
             audience = audience[0] if audience else "sts.amazonaws.com"
         creds = self.mint(
-            role_arn, session_name, int(time.time() + duration), account, "FwoGZXIvYXdzE", values
+            role_arn, session_name, int(self.clock() + duration), account, "FwoGZXIvYXdzE", values
         )
         policy = packed_policy(params)
         xml = (
@@ -452,18 +521,8 @@ class FakeSTS(RecordingServer):
             self._issued.append(creds)
         return creds
 
-    def _caller_identity(self, headers):
-        """Answer GetCallerIdentity for the credentials that signed the call."""
-        with self._lock:
-            issued = list(self._issued)
-        if not issued:
-            return ("fail", "InvalidClientTokenId", 403, None)
-        creds = issued[-1]
-        # SigV4: "Authorization: AWS4-HMAC-SHA256 Credential=ASIA.../date/...".
-        auth = "".join(v for k, v in headers.items() if k.lower() == "authorization")
-        for candidate in issued:
-            if "Credential=%s/" % candidate["access_key"] in auth:
-                creds = candidate
+    def _caller_identity(self, creds):
+        """Answer GetCallerIdentity for ``creds``, the issued record that signed the call."""
         xml = (
             '<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult>'
             "<Arn>%s</Arn><UserId>%s</UserId><Account>%s</Account>"
@@ -473,6 +532,10 @@ class FakeSTS(RecordingServer):
         ) % (STS_NS, escape(creds["arn"]), escape(creds["assumed_role_id"]),
              escape(creds["account"]), uuid.uuid4())
         return ("ok", xml)
+
+
+def _now():
+    return time.time()  # looked up at each call: a benchmark may simulate time by replacing it
 
 
 def packed_policy(params):
