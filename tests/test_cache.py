@@ -13,6 +13,7 @@ from irsa_session import ConfigError, assumed_role_session, cache, config, sts, 
 from irsa_session.credentials import ADVISORY, Credentials
 from irsa_testing import ROLE_ARN
 from irsa_testing.clock import FakeClock
+from irsa_testing.processes import in_flight
 from irsa_testing.tokens import make_token
 
 pytestmark = pytest.mark.skipif(not cache.available(), reason="needs fcntl file locks")
@@ -228,13 +229,12 @@ def test_a_forked_child_does_not_keep_the_lock(fake_sts, token_file, tmp_path):
 
     directory = tmp_path / "cache"
     fake_sts.set_mode(delay=0.6)
-    refreshing = threading.Thread(target=node_cache(fake_sts, token_file, directory))
-    refreshing.start()
-    time.sleep(0.3)  # the refresh holds the lock, waiting for STS
-    pid = os.fork()
+    refreshing = in_flight(fake_sts, node_cache(fake_sts, token_file, directory))
+    pid = os.fork()  # while the refresh holds the lock, waiting for STS
     if pid == 0:
         time.sleep(8)  # outlives the parent's refresh and the next one
         os._exit(0)
+    assert refreshing.call["answered"] is None  # so the fork came mid-refresh
     try:
         refreshing.join(10)
         fake_sts.set_mode(delay=0.0)

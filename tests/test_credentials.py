@@ -18,6 +18,33 @@ from irsa_session.sts import Issued
 from irsa_testing.scenarios import run_threads
 
 
+class WatchedLock(object):
+    """A lock that says when a caller blocks on it (``waiting`` is set)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.waiting = threading.Event()
+
+    def acquire(self, blocking=True):
+        if self._lock.acquire(False):
+            return True
+        if not blocking:
+            return False
+        self.waiting.set()
+        return self._lock.acquire()
+
+    def release(self):
+        self._lock.release()
+
+    def locked(self):
+        return self._lock.locked()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+
 class Fetch(object):
     """A stand-in for the STS exchange: counts calls, can fail or stall."""
 
@@ -202,15 +229,18 @@ def test_fork_while_a_refresh_holds_the_lock(clock):
     parent = os.getpid()
     release = threading.Event()
 
+    entered = threading.Event()
+
     def fetch():
         if os.getpid() == parent:
+            entered.set()
             release.wait(10)  # the parent's refresh stalls, holding the lock
         return Issued("ASIA%016d" % os.getpid(), "s" * 40, "t" * 40, clock() + 3600, None)
 
     creds = Credentials(fetch, clock=clock)
     stuck = threading.Thread(target=creds.get_frozen_credentials)
     stuck.start()
-    time.sleep(0.1)
+    assert entered.wait(10)
     assert creds._refresh_lock.locked()
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -242,6 +272,7 @@ def test_a_mandatory_caller_is_not_handed_a_failed_advisory_try(fetch, clock):
         raise RefreshError("one quick try failed (test)", code="Throttling")
 
     creds = Credentials(fetch, clock=clock, advisory_fetch=advisory)
+    creds._refresher.lock = watched = WatchedLock()
     creds.get_frozen_credentials()
     clock.tick(3600 - ADVISORY + 1)  # advisory window
     first = threading.Thread(target=creds.get_frozen_credentials)
@@ -251,7 +282,7 @@ def test_a_mandatory_caller_is_not_handed_a_failed_advisory_try(fetch, clock):
     got = []
     second = threading.Thread(target=lambda: got.append(creds.get_frozen_credentials()))
     second.start()
-    time.sleep(0.2)  # the second caller is waiting for the advisory try
+    assert watched.waiting.wait(10)  # the second caller is blocked on the advisory try's lock
     release.set()
     first.join(10)
     second.join(10)

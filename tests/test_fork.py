@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from irsa_session import _compat, _redact, config, install, sts
-from irsa_testing.scenarios import in_child
+from irsa_testing.processes import in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 

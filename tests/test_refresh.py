@@ -93,19 +93,31 @@ def test_the_library_s_credentials_refresh_with_jitter(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_forked_processes_draw_different_moments():
-    # random reseeds in a forked child, so parent and child do not refresh in step.
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.write(write_end, repr(random.random()).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    child = float(os.read(read_end, 100).decode())
-    os.waitpid(pid, 0)
-    assert child != random.random()
+def test_forked_processes_draw_different_moments(tmp_path):
+    """The library's own credentials, refreshed in a parent and in its forked child
+    for the same expiry, start their advisory refresh at different moments."""
+    from irsa_testing.processes import in_child
+
+    token = tmp_path / "token"
+    token.write_text("header.payload.signature")
+    settings = config.resolve(role_arn=ROLE_ARN, token_file=str(token), region_name="us-east-1")
+    credentials = sessions._credentials_for(settings)
+    expiry = 4102444800.0  # the same answer in both processes
+
+    def fetch(attempts=None):
+        return Issued("ASIA%016d" % os.getpid(), "s" * 40, "t" * 40, expiry, None)
+
+    refresher = credentials._refresher
+    refresher.fetch = refresher.advisory_fetch = fetch
+
+    def moment():
+        credentials.get_frozen_credentials()
+        return repr(refresher.refresh_at)
+
+    child = in_child(moment)
+    parent = moment()
+    assert child is not None and not child.startswith("error"), child
+    assert float(child) != float(parent)
 
 
 def test_a_refresher_refuses_to_pickle():

@@ -22,6 +22,7 @@ from irsa_session import (
     sts,
 )
 from irsa_testing import ROLE_ARN, scenarios
+from irsa_testing.leaks import assert_clean, secrets_of
 from irsa_testing.servers import free_port
 
 
@@ -219,10 +220,14 @@ def test_unknown_region_names_the_region_variable(token_file, monkeypatch):
 
 
 def test_pickled_session_error_paths_carry_no_secrets(fake_env):
+    """A refresh that failed leaves nothing secret in the session's pickle, nor in the error's."""
     session = assumed_role_session()
-    frozen = session.get_credentials().get_frozen_credentials()
+    creds = session.get_credentials()
+    creds.get_frozen_credentials()
     fake_env.set_mode(always_fail=("AccessDenied", None))
-    data = pickle.dumps(session)
-    token = fake_env.calls[0]["token"]
-    for secret in (frozen.secret_key, frozen.token, token):
-        assert secret.encode() not in data
+    creds._expiry_time = creds.expires_at.replace(year=2000)  # due: this use must refresh
+    with pytest.raises(RefreshError) as caught:
+        creds.get_frozen_credentials()
+    assert caught.value.code == "AccessDenied" and fake_env.call_count == 2  # the error path ran
+    data = [pickle.dumps(session), pickle.dumps(caught.value), pickle.dumps(caught.value.__cause__)]
+    assert_clean(data, secrets_of(fake_env))

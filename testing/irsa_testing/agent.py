@@ -66,6 +66,10 @@ class FakeAgent(RecordingServer):
     def malformed_next(self, n=1):
         self._enqueue(n, ("malformed",))
 
+    def redirect_next(self, location, n=1, status=302):
+        """Answer the next n calls with a redirect to ``location``."""
+        self._enqueue(n, ("redirect", status, location))
+
     # -- one request ------------------------------------------------------------
 
     def _handle(self, handler):
@@ -91,6 +95,9 @@ class FakeAgent(RecordingServer):
         if behaviour is not None and behaviour[0] == "malformed":
             call["answered"] = "malformed"
             return self._send(handler, 200, b'{"AccessKeyId": "ASIA')
+        if behaviour is not None and behaviour[0] == "redirect":
+            call["answered"] = behaviour[1]
+            return self._send(handler, behaviour[1], b"", {"Location": behaviour[2]})
         if behaviour is not None:
             call["answered"] = behaviour[1]
             return self._send(handler, behaviour[1], json.dumps({"message": behaviour[2]}).encode())
@@ -121,9 +128,11 @@ class FakeAgent(RecordingServer):
         self._send(handler, 200, json.dumps(body).encode())
 
     @staticmethod
-    def _send(handler, status, payload):
+    def _send(handler, status, payload, headers=None):
         try:
             handler.send_response(status)
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(payload)))
             handler.end_headers()

@@ -8,18 +8,17 @@ conftest.py.
 """
 
 __all__ = [
-    "CSV", "BLOB", "assume_calls", "secrets_of", "parquet_bytes", "proxy", "bucket", "run_python",
+    "CSV", "BLOB", "assume_calls", "assert_all_signed_by_issued", "parquet_bytes", "proxy", "bucket", "run_python",
 ]
 
 import io
 import os
-import subprocess
-import sys
 import uuid
 
 import boto3
 import pytest
 
+from irsa_testing.processes import run_python  # noqa: F401  (for the data-stack tests)
 from irsa_testing.s3proxy import S3Proxy
 
 CSV = b"city,reading\noslo,3\nlima,19\ncairo,27\n"
@@ -31,12 +30,12 @@ def assume_calls(sts):
     return [call for call in sts.calls if call["action"] == "AssumeRoleWithWebIdentity"]
 
 
-def secrets_of(sts, token_file):
-    """Every secret in play: issued secret keys and session tokens, and the web token."""
-    found = [open(token_file).read().strip()]
-    for creds in sts.issued:
-        found += [creds["secret_key"], creds["session_token"]]
-    return found
+def assert_all_signed_by_issued(proxy, sts):
+    """Every request passed the proxy's checks, and only keys ``sts`` issued signed them."""
+    seen = proxy.seen
+    assert seen, "no request reached S3"
+    assert [s for s in seen if s.verdict != "ok"] == []
+    assert set(proxy.keys()) <= set(c["access_key"] for c in sts.issued)
 
 
 def parquet_bytes():
@@ -71,23 +70,3 @@ def bucket(moto_server):
     s3.put_object(Bucket=name, Key="raw/readings.parquet", Body=parquet_bytes())
     s3.put_object(Bucket=name, Key="raw/blob.bin", Body=BLOB)
     return name
-
-
-def run_python(code, env=None, stdin=None, timeout=120):
-    """Run ``code`` in a fresh interpreter that imports what this one does; return stdout."""
-    full_env = dict(os.environ if env is None else env)
-    paths = [p for p in sys.path if p and os.path.isdir(p)]
-    full_env["PYTHONPATH"] = os.pathsep.join(paths)
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        input=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=full_env,
-        timeout=timeout,
-    )
-    if result.returncode != 0:
-        raise AssertionError(
-            "child exited %d:\n%s" % (result.returncode, result.stderr.decode(errors="replace"))
-        )
-    return result.stdout

@@ -16,7 +16,6 @@ __all__ = [
     "simulated_day",
     "fork_during_refresh",
     "run_threads",
-    "in_child",
     "chain_of",
     "Capture",
 ]
@@ -93,8 +92,22 @@ def transient_fault(fake, folder, name):
         "attempts": fake.call_count,
         "seconds": seconds,
         "error": error,
-        "bound": sts.DEFAULT_RETRY.budget + sts.DEFAULT_RETRY.attempts * (sts.READ_TIMEOUT + 1),
+        "bound": retry_bound(fake.call_count, DELAYS.get(name, 0.0)),
     }
+
+
+#: The answer delay (seconds) of the faults that have one.
+DELAYS = {"slow answer (1 s)": 1.0}
+#: Time one attempt may take on a loaded 2-core machine, besides the server's delay.
+ATTEMPT_ALLOWANCE = 1.0
+
+
+def retry_bound(attempts, delay=0.0):
+    """The longest a fetch of ``attempts`` tries should take: the retry policy's
+    longest waits between them, each answer's ``delay``, and a second a try."""
+    policy = sts.DEFAULT_RETRY
+    waits = sum(min(policy.cap, policy.base * 2 ** n) for n in range(attempts - 1))
+    return waits + attempts * (delay + ATTEMPT_ALLOWANCE)
 
 
 def advisory_outage(fake, folder):
@@ -222,15 +235,21 @@ def rotation(fake, folder, threads=32, seconds=2.0, every=0.003):
 
     writer = threading.Thread(target=kubelet)
     writer.start()
-    reads = []  # (token, read started, read ended)
+    local = threading.local()  # when this thread's exchange began
 
-    def read_token(path):
-        started = time.time()
-        token = sts.token.read(path)
-        reads.append((token, started, time.time()))
-        return token
+    def stamped_client(settings):
+        # Each request carries the moment its exchange began, so the token STS
+        # received can be held against the tokens that were current from then on.
+        client = sts._default_client(settings)
 
-    exchange = sts.Exchange(settings_for(fake, os.path.join(folder, "token")), read_token=read_token)
+        def stamp(params, **kwargs):
+            params["headers"]["X-Irsa-Test-Started"] = repr(local.started)
+
+        client.meta.events.register("before-call.sts.AssumeRoleWithWebIdentity", stamp)
+        return client
+
+    exchange = sts.Exchange(settings_for(fake, os.path.join(folder, "token")), client_factory=stamped_client)
+    local.started = time.time()
     exchange()  # built once here, so the threads measure exchanges, not client set-up
     deadline = time.monotonic() + seconds
     failures = []
@@ -238,6 +257,7 @@ def rotation(fake, folder, threads=32, seconds=2.0, every=0.003):
     def refresh_loop():
         count = 0
         while time.monotonic() < deadline:
+            local.started = time.time()
             try:
                 exchange()
                 count += 1
@@ -248,21 +268,29 @@ def rotation(fake, folder, threads=32, seconds=2.0, every=0.003):
     run_threads(threads, refresh_loop)
     stop.set()
     writer.join()
-    # Current when read: written before the read ended, replaced after it began.
-    stale = sum(
-        1 for token, started, ended in reads
-        if written[token][0] > ended or (written[token][1] or ended) < started
-    )
-    incomplete = sum(1 for call in fake.calls if call["token"] not in written)
-    calls = fake.call_count
+    calls = fake.calls
+    # A token sent is stale if the kubelet had replaced it before its exchange began.
+    stale = 0
+    for call in calls:
+        started = float(_header(call, "X-Irsa-Test-Started"))
+        at, replaced = written.get(call["token"], (None, None))
+        if at is not None and (at > call["time"] or (replaced is not None and replaced < started)):
+            stale += 1
+    incomplete = sum(1 for call in calls if call["token"] not in written)
     return {
         "rotations": serial[0],
-        "sts_calls": calls,
-        "token_reads": len(reads),
+        "sts_calls": len(calls),
         "incomplete_tokens": incomplete,
         "stale_tokens": stale,
         "failures": failures,
     }
+
+
+def _header(call, name):
+    for key, value in call["headers"].items():
+        if key.lower() == name.lower():
+            return value
+    raise AssertionError("the call carried no %s header" % name)
 
 
 def stale_token(fake, folder):
@@ -409,27 +437,6 @@ def run_threads(count, target):
     for thread in pool:
         thread.join(120)
     return results, errors
-
-
-def in_child(work, seconds=20):
-    """Run ``work()`` in a forked child; return what it wrote, or None if it hung."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.write(write_end, str(work()).encode())
-        except BaseException as err:  # reported to the parent, which asserts on it
-            os.write(write_end, ("error %s: %s" % (type(err).__name__, err)).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    ready, _, _ = select.select([read_end], [], [], seconds)
-    if not ready:
-        os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    text = os.read(read_end, 1000).decode() if ready else None
-    os.close(read_end)
-    return text
 
 
 def chain_of(err):
