@@ -6,14 +6,16 @@ S3 is moto's server on 127.0.0.1 (its command from IRSA_TEST_MOTO_SERVER, or
 moto_server on PATH); STS is the loopback FakeSTS.  Both filesystems read the
 same object, alternating run by run (ABAB...) so drift on the machine hits
 both alike; the native one gets the very credentials the library fetched.
-Prints medians [min-max] and the ratios; exits 1 when a target is missed.
+Prints medians [min-max] and the ratios, and each target as met only when the
+median meets it (no margin: the [min-max] band beside it shows the noise).
 
-Targets: read throughput of arrow_filesystem() at least 95% of native, and its
-Python layer adds at most 0.5 ms per metadata call (the median of per-call
-differences, the two filesystems called in turn).  Margins for noise (moto's
-Python server is most of the time measured): 5% on the throughput ratio and none
-on the overhead in full mode; 15% and twice the overhead in --quick mode (CI: a
-smaller object and fewer runs scatter more).
+Targets: read throughput of arrow_filesystem() at least 95% of native (the
+median of the run-by-run ratios), and its Python layer adds at most 0.5 ms per
+metadata call (the median of per-call differences, the two filesystems called
+in turn); one STS call.  A full run exits 1 when any target is missed.  A
+--quick run (CI: a smaller object and fewer runs, on a shared machine) prints
+the timing targets the same way but exits 1 only on the STS count: its timings
+are too few to judge, and the full run is the one the README quotes.
 """
 
 import argparse
@@ -29,7 +31,6 @@ from irsa_testing.tokens import write_token
 
 ROLE = "arn:aws:iam::111122223333:role/bench"
 THROUGHPUT_TARGET = 0.95
-MARGIN = {False: 0.05, True: 0.15}  # by --quick
 OVERHEAD_TARGET_MS = 0.5
 
 
@@ -44,7 +45,6 @@ def main():
     args = parser.parse_args()
     size_mb = 32 if args.quick else 64
     runs = 7 if args.quick else 9
-    margin = MARGIN[args.quick]
     calls = 40 if args.quick else 120  # per run, each filesystem
     folder = tempfile.mkdtemp(prefix="irsa-bench-arrow-")
     with FakeSTS() as fake, MotoServer() as moto:
@@ -103,27 +103,32 @@ def main():
             latency["ours"].append(mine)
             latency["native"].append(theirs)
             differences.append(mine - theirs)
-        ratio = statistics.median(speeds["ours"]) / statistics.median(speeds["native"])
+        ratios = [ours_ / native_ for ours_, native_ in zip(speeds["ours"], speeds["native"])]
+        ratio = statistics.median(ratios)
         overhead = statistics.median(differences)
         print("arrow_filesystem() vs native S3FileSystem (static keys), pyarrow %s, moto on loopback"
               % pyarrow.__version__)
-        print("  read %d MB, %d runs each, MB/s: native %s, arrow_filesystem %s: %.3fx; target >= %.2fx"
-              % (size_mb, runs, summary(speeds["native"]), summary(speeds["ours"]), ratio, THROUGHPUT_TARGET))
+        print("  read %d MB, %d runs each, MB/s: native %s, arrow_filesystem %s: %s x run by run; "
+              "target >= %.2fx" % (size_mb, runs, summary(speeds["native"]), summary(speeds["ours"]),
+                                  summary(ratios, 3), THROUGHPUT_TARGET))
         print("  get_file_info, ms per call (%d calls each, in turn): native %s, arrow_filesystem %s; "
               "median difference %+.3f ms; target <= %.1f ms" % (
                   calls * runs, summary(latency["native"], 3), summary(latency["ours"], 3),
                   overhead, OVERHEAD_TARGET_MS))
         print("  STS calls: %d" % fake.call_count)
-        missed = []
-        if ratio < THROUGHPUT_TARGET - margin:
-            missed.append("throughput %.3fx < %.2fx (with the %.0f%% margin)" % (ratio, THROUGHPUT_TARGET, margin * 100))
-        allowed = OVERHEAD_TARGET_MS * (2 if args.quick else 1)
-        if overhead > allowed:
-            missed.append("overhead %.3f ms > %.1f ms (allowed %.1f)" % (overhead, OVERHEAD_TARGET_MS, allowed))
-        print("targets: %s" % ("met" if not missed else "MISSED " + "; ".join(missed)))
+        missed, timing = [], []
+        if fake.call_count != 1:
+            missed.append("%d STS calls, target 1" % fake.call_count)
+        if ratio < THROUGHPUT_TARGET:
+            timing.append("throughput %.3fx < %.2fx" % (ratio, THROUGHPUT_TARGET))
+        if overhead > OVERHEAD_TARGET_MS:
+            timing.append("overhead %.3f ms > %.1f ms" % (overhead, OVERHEAD_TARGET_MS))
+        print("targets: %s" % ("met" if not missed + timing else "MISSED " + "; ".join(missed + timing)))
+        if timing and args.quick:
+            print("  (a --quick run reports timing targets; ./dev bench's full run judges them)")
         del ours, native
         pafs.finalize_s3()  # a live S3 filesystem at exit can hang the interpreter
-        return 1 if missed else 0
+        return 1 if missed or (timing and not args.quick) else 0
 
 
 if __name__ == "__main__":

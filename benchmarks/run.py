@@ -163,37 +163,31 @@ def ratio(peer, ours):
     return "%.1fx" % (statistics.median(peer) / statistics.median(ours))
 
 
-# Timing targets get this margin for noise: in full mode 25% for a time and 10% for
-# a ratio of two times measured side by side; in --quick mode (CI: 3 to 5 runs on a
-# shared 2-core machine, where a loaded moment moved W2 by 50% and a process's wall
-# time by 3x) twice the time and 25% on the ratio, so that only a real regression
-# fails the row.  Counts of STS calls and expired uses get no margin.
-TIME_MARGIN = 1.25
-RATIO_MARGIN = 1.10
-QUICK_TIME_MARGIN = 2.0
-QUICK_RATIO_MARGIN = 1.25
-
-
 class Targets(object):
-    """Collects each target's measured value; ``missed()`` lists those not met."""
+    """Each target's measured value; a target is met only when the value meets it.
+
+    No margin for noise: the [min-max] band printed beside each figure shows it.
+    Counts (STS calls, expired uses, errors) fail any run that misses them;
+    times and ratios fail a full run, while a --quick run (CI: a few runs on a
+    shared 2-core machine) prints them as met or MISSED without failing on them,
+    since the full run is the one that judges them and that the README quotes.
+    """
 
     def __init__(self, quick=False):
         self.results = []
-        self.time_margin = QUICK_TIME_MARGIN if quick else TIME_MARGIN
-        self.ratio_margin = QUICK_RATIO_MARGIN if quick else RATIO_MARGIN
+        self.quick = quick
 
-    def at_most(self, name, value, limit, margin=None):
-        """``margin``: 1 for a count, ``"ratio"`` for a ratio, default a time's."""
-        if margin is None:
-            margin = self.time_margin
-        elif margin == "ratio":
-            margin = self.ratio_margin
-        allowed = limit * margin
-        self.results.append((name, value, limit, allowed, value <= allowed))
+    def at_most(self, name, value, limit, kind="time"):
+        """``kind``: "count", "ratio" or "time"."""
+        self.results.append((name, value, limit, kind, value <= limit))
         return value
 
     def missed(self):
         return [result for result in self.results if not result[4]]
+
+    def failing(self):
+        """The missed targets that fail this run."""
+        return [r for r in self.missed() if r[3] == "count" or not self.quick]
 
 
 def main():
@@ -265,11 +259,14 @@ def main():
         for impl, python in peers:
             r = run.workload(python, "W3", impl, "--threads", "64", "--hours", "24")
             if impl == "irsa":
-                targets.at_most("W3 STS calls (%s)" % python, r["sts_calls"], 32, margin=1)
-                targets.at_most("W3 expired minutes (%s)" % python, r["minutes_expired"], 0, margin=1)
-            out("    %-22s %d STS calls, %d of 1440 minutes with expired credentials, %d errors" % (
-                "%s (%s)" % (impl, python), r["sts_calls"], r["minutes_expired"], r["errors"]))
-        out("    target: at most 32 STS calls, 0 expired uses, on legacy too")
+                targets.at_most("W3 STS calls (%s)" % python, r["sts_calls"], 32, kind="count")
+                targets.at_most("W3 expired uses (%s)" % python, r["expired"], 0, kind="count")
+                targets.at_most("W3 errors (%s)" % python, r["errors"], 0, kind="count")
+                targets.at_most("W3 uses missing (%s)" % python, 64 * 24 * 60 - r["uses"], 0, kind="count")
+            out("    %-22s %d STS calls; %d of %d uses, %d expired (in %d of 1440 minutes), %d errors" % (
+                "%s (%s)" % (impl, python), r["sts_calls"], r["uses"], 64 * 24 * 60, r["expired"],
+                r["minutes_expired"], r["errors"]))
+        out("    target: at most 32 STS calls, every use made, none expired, no error, on legacy too")
         out()
 
         out("W4  assumed_role_session() (or its peer) per task, then its credentials")
@@ -278,7 +275,7 @@ def main():
             results = run.repeat(3 if impl != "irsa" else repeats, python, "W4", impl, "--iterations", str(iterations))
             calls = [r["sts_calls"] * 1000.0 / iterations for r in results]
             if impl == "irsa":
-                targets.at_most("W4 STS calls per run (%s)" % python, max(r["sts_calls"] for r in results), 1, margin=1)
+                targets.at_most("W4 STS calls per run (%s)" % python, max(r["sts_calls"] for r in results), 1, kind="count")
                 targets.at_most("W4 ms per task (%s)" % python, statistics.median([r["ms_per_call"] for r in results]), 0.1)
             out("    %-22s %s STS calls per 1000 tasks; first %s, then %s per task (%d tasks a run)" % (
                 "%s (%s)" % (impl, python), summary(calls, "", 0), summary([r["first_ms"] for r in results], " ms"),
@@ -303,7 +300,7 @@ def main():
             [r["mb"] for r in paired["botocore"]])
         out("    irsa / botocore (newest), CPU time paired round by round: %s; memory %.3fx; target <= 1.00x" % (
             summary(ratios, "x", 3), memory))
-        targets.at_most("W5 cold start CPU vs botocore (newest)", statistics.median(ratios), 1.00, "ratio")
+        targets.at_most("W5 cold start CPU vs botocore (newest)", statistics.median(ratios), 1.00, kind="ratio")
         for python in ("newest", "legacy"):
             costs = run.import_cost(python, count)
             cost = statistics.median(costs)
@@ -319,16 +316,17 @@ def main():
             cache_dir = tempfile.mkdtemp(prefix="irsa-node-cache-")
             calls = run.processes(python, "irsa", 8, cache_dir)
             out("    %-22s %d  (with IRSA_SESSION_CACHE_DIR)" % ("irsa (%s)" % python, calls))
-            targets.at_most("W6 STS calls with the node cache (%s)" % python, calls, 1, margin=1)
+            targets.at_most("W6 STS calls with the node cache (%s)" % python, calls, 1, kind="count")
         out("    target: 1 STS call per refresh cycle with the node-wide cache, P without")
     out()
     missed = targets.missed()
-    out("targets: %d of %d met (a time within %.0f%%, a ratio within %.0f%% of its target counts as met)" % (
-        len(targets.results) - len(missed), len(targets.results),
-        (targets.time_margin - 1) * 100, (targets.ratio_margin - 1) * 100))
-    for name, value, limit, allowed, _ in missed:
-        out("    MISSED %s: %.4g, target <= %.4g (allowed %.4g)" % (name, value, limit, allowed))
-    return 1 if missed else 0
+    out("targets: %d of %d met (each against the target itself; the bands above show the noise)" % (
+        len(targets.results) - len(missed), len(targets.results)))
+    for name, value, limit, kind, _ in missed:
+        out("    MISSED %s: %.4g, target <= %.4g" % (name, value, limit))
+    if missed and not targets.failing():
+        out("    (a --quick run reports timing targets; ./dev bench's full run judges them)")
+    return 1 if targets.failing() else 0
 
 
 if __name__ == "__main__":
