@@ -32,6 +32,8 @@ __all__ = [
     "offer_for_sts",
     "settle",
     "sts_client",
+    "set_up_by_application",
+    "sts_config",
     "use_credentials",
     "put_first_in_default_chain",
     "place_provider",
@@ -304,7 +306,8 @@ def sts_client(endpoint_url, region_name, connect_timeout, read_timeout):
         settle(session)
         _sts_session.append(session)  # (two threads may both build one: harmless)
     session = _sts_session[0]
-    config = Config(
+    config = sts_config(
+        endpoint_url,
         signature_version=botocore.UNSIGNED,
         retries={"max_attempts": 0},
         connect_timeout=connect_timeout,
@@ -313,6 +316,19 @@ def sts_client(endpoint_url, region_name, connect_timeout, read_timeout):
     return session.create_client(
         "sts", region_name=region_name, endpoint_url=endpoint_url, config=config
     )
+
+
+def sts_config(endpoint_url, **options):
+    """A client ``Config`` for an STS endpoint: plain ``http://`` goes to no proxy.
+
+    Plain http is allowed only to this machine (config checks it), because the
+    token then never leaves it; a proxy from ``HTTP_PROXY`` would receive the
+    token, or a chain's session token, in clear.  An empty ``proxies`` keeps
+    botocore (1.8.50 included) from looking the environment up.
+    """
+    if (endpoint_url or "").lower().startswith("http://"):
+        options["proxies"] = {}
+    return Config(**options)
 
 
 def policy_arns_params(client, arns):
@@ -392,6 +408,11 @@ def place_provider(providers, provider, session):
     providers.insert(later[0] if later else len(providers), provider)
 
 
+#: Set on a botocore session that must resolve botocore's own chain, whatever
+#: install() put in it: the fallback session a chain may be signed with.
+OWN_CHAIN = "_irsa_own_chain"
+
+
 def put_first_in_default_chain(credentials):
     """Make botocore sessions built from now on resolve ``credentials`` in their chain.
 
@@ -410,7 +431,7 @@ def put_first_in_default_chain(credentials):
         def create_credential_resolver(session, *args, **kwargs):
             resolver = original(session, *args, **kwargs)
             installed = _chain["credentials"]
-            if installed is not None:
+            if installed is not None and not getattr(session, OWN_CHAIN, False):
                 place_provider(resolver.providers, Provider(installed), session)
             return resolver
 
@@ -425,6 +446,26 @@ def _profile_chosen(session):
         return session.get_config_variable("profile", methods=("instance", "env")) is not None
     except Exception:  # an unusual session object: treat as no profile chosen
         return False
+
+
+def set_up_by_application(boto3_session):
+    """Whether a ``boto3.Session`` was given a profile, a region or keys when it was made.
+
+    ``boto3.setup_default_session(profile_name=...)`` (or ``region_name=``, or
+    keys) is the application's choice; the default session that ``boto3.client()``
+    makes on its own is not.
+    """
+    botocore_session = getattr(boto3_session, "_session", None)
+    if botocore_session is None:
+        return False
+    try:
+        chosen = botocore_session.get_config_variable("profile", methods=("instance",)) or (
+            botocore_session.get_config_variable("region", methods=("instance",))
+        )
+    except Exception:  # an unusual session object: it was not made by boto3.client()
+        return True
+    keys = getattr(botocore_session, "_credentials", None)
+    return bool(chosen) or (keys is not None and getattr(keys, "method", None) in (None, "explicit"))
 
 
 def client_key(args, kwargs):

@@ -47,5 +47,5 @@ def install(**kwargs: Any) -> sessions.Session:
         )
     elif external_id is not None:
         raise TypeError("install(external_id=...) goes with assume_role=")
-    sessions.install_credentials(installed._irsa_credentials)
+    sessions.install_credentials(installed._irsa_credentials, installed.region_name)
     return installed

@@ -23,7 +23,6 @@ import time
 from collections import namedtuple
 
 import botocore.session
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from . import _compat, _redact, config, sessions, sts
@@ -224,7 +223,8 @@ def _default_client(settings, credentials):
         "sts",
         region_name=settings.region_name or "us-east-1",
         endpoint_url=settings.sts_endpoint_url,
-        config=Config(
+        config=_compat.sts_config(
+            settings.sts_endpoint_url,
             retries={"max_attempts": 0},
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT,
@@ -661,5 +661,5 @@ def install(
         duration_seconds=duration_seconds, policy=policy, policy_arns=policy_arns,
         region_name=region_name, sts_endpoint_url=sts_endpoint_url,
     )
-    sessions.install_credentials(installed._irsa_credentials)
+    sessions.install_credentials(installed._irsa_credentials, installed.region_name)
     return installed

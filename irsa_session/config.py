@@ -42,6 +42,7 @@ __all__ = [
     "endpoints_ignored",
     "missing",
     "sanitize_session_name",
+    "shown_url",
     "sts_endpoint",
     "endpoint_problem",
 ]
@@ -245,7 +246,7 @@ def resolve_pod_identity(full_uri=None, token_file=None, region_name=None, cache
     if problem:
         raise ConfigError(
             "EKS Pod Identity URL %r (here from %s; set by full_uri, %s or %s) %s"
-            % (_shown(url), source, CONTAINER_FULL_URI, CONTAINER_RELATIVE_URI, problem)
+            % (shown_url(url), source, CONTAINER_FULL_URI, CONTAINER_RELATIVE_URI, problem)
         )
     token_file = _pick(token_file, "token_file", env, CONTAINER_TOKEN_FILE)[0]
     if token_file is not None and not os.path.isabs(token_file):
@@ -389,7 +390,7 @@ def _endpoint(explicit, region_name, env):
     )
     problem = endpoint_problem(url)
     if problem:
-        raise ConfigError("STS endpoint URL %r (%s) %s" % (_shown(url), setting, problem))
+        raise ConfigError("STS endpoint URL %r (%s) %s" % (shown_url(url), setting, problem))
     return url.rstrip("/")
 
 
@@ -452,7 +453,7 @@ def _loopback(host):
         return False
 
 
-def _shown(url):
+def shown_url(url):
     """``url`` without any password in its user info, for messages."""
     netloc = urlsplit(url).netloc
     if "@" in netloc and ":" in netloc.rsplit("@", 1)[0]:

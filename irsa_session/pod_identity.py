@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 
 from . import _redact, token
-from .config import CONTAINER_FULL_URI, CONTAINER_TOKEN, CONTAINER_TOKEN_FILE
+from .config import CONTAINER_FULL_URI, CONTAINER_RELATIVE_URI, CONTAINER_TOKEN, CONTAINER_TOKEN_FILE, shown_url
 from .errors import IrsaError, RefreshError
 from .source import CONNECT_TIMEOUT, DEFAULT_RETRY, FAIL, RETRY, Issued, Source, epoch as _epoch, odd_value
 
@@ -47,8 +47,11 @@ class Agent(Source):
         timeout=CONNECT_TIMEOUT,
     ):
         super(Agent, self).__init__(settings, retry, sleep, rand, monotonic)
-        # No proxies: the agent is on the node (a proxy would see the token).
-        self._opener = opener or urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # No proxies: the agent is on the node (a proxy would see the token); and no
+        # redirect, which would take the token along to wherever it points.
+        self._opener = opener or urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), _NoRedirect()
+        )
         self._read_token = read_token or (lambda path: token.read(path, source=token.POD_IDENTITY))
         self._environ = os.environ if environ is None else environ
         self._timeout = timeout
@@ -101,14 +104,14 @@ class Agent(Source):
             raise RefreshError(
                 "the EKS Pod Identity agent at %s answered with something other than the "
                 "JSON credentials expected (AccessKeyId, SecretAccessKey, Token, "
-                "Expiration); check %s" % (self.settings.full_uri, CONTAINER_FULL_URI)
+                "Expiration); check %s" % (shown_url(self.settings.full_uri), CONTAINER_FULL_URI)
             )
         _redact.remember(values[1], values[2])
         odd = odd_value(*values)
         if odd:
             raise RefreshError(
                 "the EKS Pod Identity agent at %s answered with %s; refusing credentials "
-                "that could not have come from AWS" % (self.settings.full_uri, odd)
+                "that could not have come from AWS" % (shown_url(self.settings.full_uri), odd)
             )
         account = document.get("AccountId")
         return Issued(
@@ -123,7 +126,7 @@ class Agent(Source):
         """The RefreshError for ``err``, naming the cause and the fix."""
         if isinstance(err, IrsaError):
             return err
-        url = self.settings.full_uri
+        url = shown_url(self.settings.full_uri)
         tries = "after %d attempt%s over %.1f s" % (attempts, "s"[: attempts - 1], elapsed)
         status = err.code if isinstance(err, urllib.error.HTTPError) else None
         said = _said(err) if status is not None else ""
@@ -147,6 +150,13 @@ class Agent(Source):
                 "the pod was restarted after it was made; the token sent came from %s"
                 % (url, status, said, who, source)
             )
+        elif status is not None and 300 <= status < 400:
+            text = (
+                "the EKS Pod Identity agent at %s answered HTTP %d, a redirect; credentials "
+                "come only from the agent's own address, so it was not followed and the "
+                "token was sent nowhere else: check %s (or %s)"
+                % (url, status, CONTAINER_FULL_URI, CONTAINER_RELATIVE_URI)
+            )
         elif status == 404:
             text = (
                 "the EKS Pod Identity agent at %s has no such path (HTTP 404%s): check %s; "
@@ -158,12 +168,34 @@ class Agent(Source):
             )
         else:
             text = (
-                "could not reach the EKS Pod Identity agent at %s %s (last error: %s: %s). Is "
+                "could not reach the EKS Pod Identity agent at %s %s (last error: %s). Is "
                 "the EKS Pod Identity Agent add-on installed, and its DaemonSet "
                 "(eks-pod-identity-agent) running on this node? Check %s"
-                % (url, tries, type(err).__name__, _redact.scrub(str(err)), CONTAINER_FULL_URI)
+                % (url, tries, _describe(err), CONTAINER_FULL_URI)
             )
         return RefreshError(text, code=None if status is None else str(status), attempts=attempts)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Follows no redirect: a 3xx answer is raised as the HTTPError it is."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def _describe(err):
+    """What kind of failure ``err`` is, in words that cannot quote a request.
+
+    An HTTP library's error about a request may quote its headers (the token
+    among them: http.client's "Invalid header value"), so only the errors of
+    the network itself say more than their type.
+    """
+    reason = getattr(err, "reason", err)  # URLError wraps the socket's error
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(reason, OSError) and reason.strerror:
+        return "%s: %s" % (type(reason).__name__, reason.strerror)
+    return type(reason).__name__
 
 
 def _transient(err):

@@ -48,6 +48,10 @@ class Session(boto3.session.Session):
         if credentials is not None:
             _compat.use_credentials(botocore_session, credentials)
             _compat.offer_for_sts(botocore_session)
+        else:
+            # The fallback resolves botocore's own chain, never what install() put in
+            # it: a chain signed with this session would otherwise sign with itself.
+            setattr(botocore_session, _compat.OWN_CHAIN, True)
         super(Session, self).__init__(
             botocore_session=botocore_session, region_name=region_name
         )
@@ -381,25 +385,30 @@ def on_install(function):
         _installers.append(function)
 
 
-def install_credentials(credentials):
+def install_credentials(credentials, region_name=None):
     """Put ``credentials`` where unchanged code finds them (``None``: botocore's own chain).
 
     botocore's default chain, aiobotocore's, and a new ``boto3.DEFAULT_SESSION``
-    unless the current one was made by this function for these credentials.
+    in ``region_name``, unless the current one was made by this function for
+    these credentials, or the application set it up with a profile, a region or
+    keys (then it stays as it is).
     """
     with _registry.lock:
         _compat.put_first_in_default_chain(credentials)
         for function in _installers:
             function(credentials)
-        if (
-            boto3.DEFAULT_SESSION is None
-            or boto3.DEFAULT_SESSION is not _registry.boto3_default
-            or _registry.installed is not credentials
+        current = boto3.DEFAULT_SESSION
+        if current is not None and current is not _registry.boto3_default and (
+            _compat.set_up_by_application(current)
         ):
-            # A default session made before this call may hold the chain's old answer.
+            return  # the application's own choice
+        if current is None or current is not _registry.boto3_default or _registry.installed is not credentials:
+            # A default session boto3 made before this call may hold the chain's old answer.
             botocore_session = botocore.session.get_session()
             _compat.share_data(botocore_session)
-            boto3.DEFAULT_SESSION = boto3.session.Session(botocore_session=botocore_session)
+            boto3.DEFAULT_SESSION = boto3.session.Session(
+                botocore_session=botocore_session, region_name=region_name
+            )
             _registry.boto3_default = boto3.DEFAULT_SESSION
             _registry.installed = credentials
 

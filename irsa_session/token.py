@@ -95,6 +95,15 @@ def read(path, _open=None, source=IRSA):
         raise TokenFileError(
             "%s is empty: the kubelet has not written the token yet" % where, path
         )
+    if any(ord(char) < 32 or ord(char) == 127 for char in token):
+        # A line break inside would end an HTTP header early (Pod Identity sends
+        # the token as one); the token is not shown, nor any error that quotes it.
+        raise TokenFileError(
+            "%s holds a control character (such as a line break) inside the token, so "
+            "it is not a service-account token; point it at the file the kubelet writes"
+            % where,
+            path,
+        )
     return token
 
 

@@ -10,8 +10,6 @@ import json
 import logging
 import os
 import pickle
-import subprocess
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -27,11 +25,12 @@ from irsa_session.credentials import Credentials
 from irsa_testing import ROLE_ARN, SUBJECT
 from irsa_testing.agent import FakeAgent
 from irsa_testing.chainsts import ChainSTS, sign, signer
-from irsa_testing.scenarios import chain_of, in_child
+from irsa_testing.leaks import assert_clean, secrets_of
+from irsa_testing.processes import in_child, in_flight, lines_of
+from irsa_testing.scenarios import chain_of
 from irsa_testing.servers import send
 from irsa_testing.tokens import make_token
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = "arn:aws:iam::444455556666:role/cross/reader"
 SECOND = "arn:aws:iam::777788889999:role/warehouse"
 GUARDED = "arn:aws:iam::444455556666:role/vendor-access"
@@ -510,7 +509,7 @@ def test_an_eks_pod_identity_source_signs_the_chain(fake, tmp_path, monkeypatch)
         assert "signed by the source's session %s" % POD_SESSION_ARN in text
         assert 'Principal {"AWS": "%s"}' % POD_ROLE in text and "from GetCallerIdentity" in text
         data = pickle.dumps(session)
-        assert given["secret_key"].encode() not in data and given["session_token"].encode() not in data
+        assert_clean([data, text], secrets_of(fake, agent))
         assert pickle.loads(data) is session
 
 
@@ -547,19 +546,11 @@ def test_a_two_hop_chain_names_the_middle_session_when_denied(chain_env):
 # -- pickles and forks ------------------------------------------------------------------------
 
 
-def secrets_of(fake):
-    found = [call["token"] for call in fake.calls if call["token"]]
-    for issued in fake.issued:
-        found += [issued["secret_key"], issued["session_token"]]
-    return found
-
-
 def test_a_chain_pickles_as_settings_only(chain_env):
     second = chain.assume_role(SECOND, source=chain.assume_role(TARGET, external_id="not-secret"))
     frozen(second)
     data = pickle.dumps(second)
-    for secret in secrets_of(chain_env) + [issued["access_key"] for issued in chain_env.issued]:
-        assert secret.encode() not in data
+    assert_clean([data], secrets_of(chain_env, tokens=[c["access_key"] for c in chain_env.issued]))
     for setting in (SECOND, TARGET, ROLE_ARN, "not-secret"):
         assert setting.encode() in data
     assert pickle.loads(data) is second
@@ -567,25 +558,11 @@ def test_a_chain_pickles_as_settings_only(chain_env):
     assert chain_env.actions() == [WI, AR, AR]
 
 
-def run_child(code, env):
-    full_env = dict(os.environ)
-    full_env.update(env)
-    full_env["PYTHONPATH"] = os.pathsep.join(
-        [HERE] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=full_env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, timeout=60, universal_newlines=True,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()
-
-
 def test_unpickled_in_another_process_the_chain_rebuilds_itself(chain_env, tmp_path):
     second = chain.assume_role(SECOND, source=chain.assume_role(TARGET))
     parent_key = frozen(second).access_key
     (tmp_path / "chain.pickle").write_bytes(pickle.dumps(second))
-    lines = run_child(
+    lines = lines_of(
         "import pickle\n"
         "s = pickle.load(open(%r, 'rb'))\n"
         "print(type(s).__name__, s.source.source._irsa_settings.role_arn)\n"
@@ -608,10 +585,8 @@ def test_unpickled_in_another_process_the_chain_rebuilds_itself(chain_env, tmp_p
 def test_a_child_forked_mid_refresh_gets_its_own_credentials(chain_env):
     chain_env.set_mode(delay=0.5)
     session = chain.assume_role(TARGET)
-    busy = threading.Thread(target=frozen, args=(session,))
-    busy.start()
-    time.sleep(0.2)  # the thread holds both hops' refresh locks now
-    said = in_child(lambda: frozen(session).access_key)
+    busy = in_flight(chain_env, lambda: frozen(session))  # holds both hops' refresh locks
+    said = in_child(lambda: frozen(session).access_key, during=busy)
     busy.join(30)
     assert said is not None, "the child hung on a lock its parent's thread held"
     keys = [issued["access_key"] for issued in chain_env.issued]
@@ -661,10 +636,8 @@ def test_no_secret_in_logs_reprs_errors_or_their_chains(chain_env, capture):
     assert any("x-amz-security-token" in line.lower() for line in capture.lines)
     texts = capture.lines + [repr(second), str(second), repr(second.get_credentials()), repr(mine), str(mine)]
     texts += [repr(err) + str(err) for err in failures]
-    texts.append(pickle.dumps(second).decode("latin-1"))
-    for text in texts:
-        for secret in secrets:
-            assert secret not in text, "a secret leaked: ...%s..." % secret[:6]
+    texts.append(pickle.dumps(second))
+    assert_clean(texts, secrets)
 
 
 # -- install(), doctor ----------------------------------------------------------------------------
@@ -705,6 +678,50 @@ def test_doctor_check_reports_success_and_denial_without_secrets(chain_env):
     assert denied["session_arn"] == SOURCE_SESSION_ARN and not denied["source_failed"]
     bad = assume_role_check(TARGET, duration_seconds=7200)
     assert bad["status"] == "fail" and "role chaining" in bad["detail"]
-    text = json.dumps([found, denied, bad])
-    for secret in secrets_of(chain_env):
-        assert secret not in text
+    assert_clean([json.dumps([found, denied, bad])], secrets_of(chain_env))
+
+
+def test_a_loopback_endpoint_gets_no_session_token_through_a_proxy(chain_env, monkeypatch):
+    """AssumeRole signs with the source's session token: it goes to STS on this machine only."""
+    from irsa_testing.servers import ProxyTrap
+
+    with ProxyTrap() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+        assert frozen(chain.assume_role(TARGET)).access_key == chain_env.issued[-1]["access_key"]
+        assert proxy.seen == []
+    assert chain_env.actions() == [WI, AR]
+
+
+NODE_ROLE = "arn:aws:iam::111122223333:role/eks-node"
+
+
+def test_install_chains_from_boto3_s_default_chain_without_signing_with_itself(fake, monkeypatch, tmp_path):
+    """No IRSA here: the source is boto3's chain (a [default] profile); install() must not
+    put the chained credentials where that source looks for its own."""
+    given = fake.mint(NODE_ROLE, "i-0abc", int(time.time() + 3600), "111122223333", "IQoJnode",
+                      {"role_arn": NODE_ROLE, "signed_by": None})
+    fake.trust[TARGET] = {"principals": TRUST[TARGET]["principals"] + [NODE_ROLE]}
+    (tmp_path / "credentials").write_text(
+        "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\naws_session_token = %s\n"
+        % (given["access_key"], given["secret_key"], given["session_token"])
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", fake.url)
+    monkeypatch.setenv("AWS_REGION", "us-west-2")
+    done = []
+
+    def work():
+        try:
+            done.append(frozen(irsa_session.install(assume_role=TARGET)))
+        except Exception as err:  # reported below
+            done.append(err)
+
+    worker = threading.Thread(target=work)
+    worker.daemon = True
+    worker.start()
+    worker.join(30)
+    assert done, "install(assume_role=...) hung: the chain signed with its own credentials"
+    assert not isinstance(done[0], Exception), done[0]
+    assert done[0].access_key == fake.issued[-1]["access_key"]
+    assert [signer(call) for call in calls_of(fake, AR)] == [given["access_key"]]
+    assert frozen(boto3.Session()).access_key == done[0].access_key  # what unchanged code gets

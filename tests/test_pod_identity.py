@@ -21,6 +21,7 @@ from irsa_session.pod_identity import Agent
 from irsa_session.sessions import pod_identity_session
 from irsa_testing import SUBJECT
 from irsa_testing.agent import FakeAgent
+from irsa_testing.leaks import assert_clean
 from irsa_testing.s3proxy import S3Proxy
 from irsa_testing.tokens import make_token
 
@@ -222,6 +223,29 @@ def test_404_names_the_url_variable(agent, pod_token, monkeypatch):
     assert "HTTP 404" in str(caught.value) and "AWS_CONTAINER_CREDENTIALS_FULL_URI" in str(caught.value)
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("variable", ["AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"])
+def test_a_redirect_is_refused_and_the_token_goes_nowhere_else(agent, pod_token, monkeypatch, status, variable):
+    """As botocore's container fetcher: no redirect is followed, whatever it points to."""
+    if variable == "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI":  # the ECS address, here on loopback
+        monkeypatch.setattr(config, "_RELATIVE_HOST", agent.base_url)
+        monkeypatch.setenv(variable, "/v1/credentials")
+    else:
+        monkeypatch.setenv(variable, agent.url)
+    monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", pod_token)
+    with FakeAgent() as elsewhere:
+        location = elsewhere.url
+        agent.redirect_next(location, n=10, status=status)
+        with pytest.raises(RefreshError) as caught:
+            frozen(pod_identity_session())
+        assert elsewhere.calls == []  # the token went nowhere else
+    assert agent.call_count == 1  # and a redirect is not retried
+    message = str(caught.value)
+    assert "HTTP %d, a redirect" % status in message and "not followed" in message
+    assert variable in message
+    assert location not in message
+
+
 def test_malformed_json_is_refused_without_quoting_it(pod_env):
     pod_env.malformed_next(1)
     with pytest.raises(RefreshError) as caught:
@@ -241,6 +265,38 @@ def test_an_unreachable_agent_asks_about_the_add_on(pod_token, monkeypatch):
     message = str(caught.value)
     assert "could not reach the EKS Pod Identity agent" in message and "after 4 attempts" in message
     assert "Pod Identity Agent add-on" in message and "eks-pod-identity-agent" in message
+
+
+@pytest.mark.parametrize("inside", ["\n", "\r\n", "\nX-Injected: 1\n", "\x00", "\t", "\x7f"])
+def test_a_token_with_a_control_character_is_a_token_file_error(agent, tmp_path, monkeypatch, capture, inside):
+    """The token is not sent, and no text of an HTTP library's error (which may quote it) is shown."""
+    path = tmp_path / "eks-pod-identity-token"
+    token = make_token(aud=["pods.eks.amazonaws.com"])
+    head, tail = token[: len(token) // 2], token[len(token) // 2:]
+    path.write_text(head + inside + tail)
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.url)
+    monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(path))
+    with pytest.raises(TokenFileError) as caught:
+        frozen(pod_identity_session())
+    assert agent.calls == []
+    message = str(caught.value)
+    assert str(path) in message and "control character" in message
+    assert_clean([message, repr(caught.value.args)] + capture.lines, [head, tail])
+
+
+def test_an_http_library_error_about_the_request_is_not_quoted(pod_env, pod_token):
+    """Whatever the opener raises about a request, the message names its kind, not its text."""
+    secret = open(pod_token).read().strip()
+
+    class Opener(object):
+        def open(self, request, timeout=None):
+            # As a library might: the value quoted in part, so no scrubber knows it.
+            raise ValueError("Invalid header value %r..." % request.get_header("Authorization")[:60])
+
+    with pytest.raises(RefreshError) as caught:
+        fetcher(opener=Opener())()
+    assert "ValueError" in str(caught.value)
+    assert_clean([str(caught.value), repr(caught.value.args)], [secret])
 
 
 def test_token_file_errors_name_the_pod_identity_variable(agent, tmp_path, monkeypatch):
@@ -363,7 +419,7 @@ def test_pickles_as_settings_and_rebuilds_in_another_process(pod_env, tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_fetches_its_own(pod_env):
-    from irsa_testing.scenarios import in_child
+    from irsa_testing.processes import in_child
 
     session = pod_identity_session()
     frozen(session)
@@ -374,11 +430,16 @@ def test_a_forked_child_fetches_its_own(pod_env):
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_processes_sharing_a_node_cache_fetch_once(pod_env, tmp_path):
     from irsa_session import cache
+    from irsa_testing.processes import in_child
 
     settings = config.resolve_pod_identity(cache_dir=str(tmp_path / "cache"))
-    first = cache.NodeCache(Agent(settings, retry=FAST), settings.cache_dir)()
-    second = cache.NodeCache(Agent(settings, retry=FAST), settings.cache_dir)()
-    assert pod_env.call_count == 1 and first.secret_key == second.secret_key
+
+    def fetch():  # in a forked child: a process of its own, sharing only the directory
+        return cache.NodeCache(Agent(settings, retry=FAST), settings.cache_dir)().access_key
+
+    first, second = in_child(fetch), in_child(fetch)
+    assert pod_env.call_count == 1
+    assert first == second == pod_env.issued[0]["access_key"]
     with open(os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], "w") as handle:
         handle.write(make_token(sub=SUBJECT, jti="forged-same-claims"))
     pod_env.expect_token = None

@@ -4,8 +4,6 @@ import logging
 import os
 import pickle
 import select
-import subprocess
-import sys
 import threading
 
 import boto3
@@ -19,8 +17,8 @@ import irsa_session
 from irsa_session import ConfigError, assumed_role_session, install, refreshable_credentials
 from irsa_session.credentials import Credentials
 from irsa_testing import ROLE_ARN
+from irsa_testing.processes import lines_of
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def frozen(session):
@@ -149,25 +147,11 @@ def test_pickle_carries_settings_only(fake_env):
     assert pickle.loads(data) is session.get_credentials()
 
 
-def run_child(code, env=None):
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    full_env["PYTHONPATH"] = os.pathsep.join(
-        [HERE] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=full_env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, timeout=60, universal_newlines=True,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()
-
-
 def test_unpickled_in_another_process_gets_its_own_credentials(fake_env, tmp_path):
     session = assumed_role_session(session_name="shipped")
     parent_key = frozen(session).access_key
     (tmp_path / "session.pickle").write_bytes(pickle.dumps(session))
-    lines = run_child(
+    lines = lines_of(
         "import pickle, sys\n"
         "s = pickle.load(open(%r, 'rb'))\n"
         "print(type(s).__mro__[1].__module__, repr(s))\n"
@@ -184,7 +168,7 @@ def test_unpickled_in_another_process_gets_its_own_credentials(fake_env, tmp_pat
 def test_fallback_session_unpickles_as_the_receivers_default(fake_sts, token_file):
     session = assumed_role_session()  # no IRSA variables here: a fallback
     data = pickle.dumps(session)
-    lines = run_child(
+    lines = lines_of(
         "import pickle\n"
         "s = pickle.loads(%r)\n"
         "import irsa_session\n"
@@ -243,9 +227,44 @@ def test_after_install_boto3_client_is_a_new_client_per_call(fake_env):
     first, second = boto3.client("s3"), boto3.client("s3")
     assert first is not second
     seen = []
-    first.meta.events.register("before-call.s3.ListBuckets", lambda **kw: seen.append(1))
+    first.meta.events.register("irsa-test-probe.s3", lambda **kw: seen.append(1))
     assert second.meta.events is not first.meta.events
+    second.meta.events.emit("irsa-test-probe.s3")
+    assert seen == []  # a handler on one client is not on the other
+    first.meta.events.emit("irsa-test-probe.s3")
+    assert seen == [1]
     assert installed.client("s3") is installed.client("s3")  # the cache stays on the library's
+
+
+@pytest.mark.parametrize("how", ["profile_name", "region_name", "keys"])
+def test_install_keeps_the_default_session_the_application_set_up(fake_env, monkeypatch, tmp_path, how):
+    write_profiles(tmp_path, monkeypatch, credentials=PROFILE_KEYS, config="[profile team]\nregion = eu-central-1\n")
+    chosen = {
+        "profile_name": dict(profile_name="team"),
+        "region_name": dict(region_name="eu-central-1"),
+        "keys": dict(aws_access_key_id="AKIAPROFILEKEY000001", aws_secret_access_key="x" * 40,
+                     region_name="eu-central-1"),
+    }[how]
+    boto3.setup_default_session(**chosen)
+    mine = boto3.DEFAULT_SESSION
+    installed = install()
+    assert boto3.DEFAULT_SESSION is mine
+    client = boto3.client("s3")
+    assert client.meta.region_name == mine.region_name
+    if how != "profile_name":  # (the pod's AWS_DEFAULT_REGION wins over a profile's region)
+        assert client.meta.region_name == "eu-central-1" != installed.region_name
+    expected = "AKIAPROFILEKEY000001" if how != "region_name" else frozen(installed).access_key
+    assert client._request_signer._credentials.access_key == expected
+
+
+def test_the_default_session_install_builds_has_the_library_s_region(fake_env, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # a pod with only AWS_REGION
+    boto3.client("s3", region_name="us-east-1")  # boto3 made its default session on its own
+    installed = install()
+    assert installed.region_name == "us-west-2"
+    client = boto3.client("s3")
+    assert client.meta.region_name == "us-west-2"
+    assert client._request_signer._credentials is installed.get_credentials()
 
 
 def write_profiles(tmp_path, monkeypatch, credentials="", config=""):

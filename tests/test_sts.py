@@ -346,3 +346,17 @@ def test_the_shared_sts_session_has_nothing_left_to_build_lazily(token_file, fak
         locator = getattr(session, name, None)
         if locator is not None:
             assert locator._deferred == {}, name
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy"])
+def test_a_loopback_endpoint_is_reached_directly_never_through_a_proxy(fake_env, monkeypatch, variable):
+    """Plain http is allowed to this machine only because the token stays on it."""
+    from irsa_session import assumed_role_session
+    from irsa_testing.servers import ProxyTrap
+
+    with ProxyTrap() as proxy:
+        monkeypatch.setenv(variable, proxy.base_url)
+        frozen = assumed_role_session().get_credentials().get_frozen_credentials()
+        assert proxy.seen == []
+    assert frozen.access_key == fake_env.issued[0]["access_key"]
+    assert fake_env.call_count == 1
