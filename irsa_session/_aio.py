@@ -17,7 +17,7 @@ import logging
 import sys
 import threading
 
-from . import _fork, config, sessions
+from . import _fork, sessions
 
 __all__ = ["install", "aio_session"]
 
@@ -192,16 +192,23 @@ def aio_session(
     ``S3FileSystem`` built on it pickles too, and the receiving process makes
     its own credentials.
 
-    Arguments are those of :func:`assumed_role_session`; with no role ARN or
-    token file and ``fallback=True`` the session uses aiobotocore's default
-    chain.
+    The credentials come from where :func:`irsa_session.install` and
+    ``irsa_session.session`` get theirs: IRSA, else EKS Pod Identity; with no
+    arguments, after ``install()``, from what it installed (a chained role
+    included).  Arguments are those of :func:`assumed_role_session`; with
+    neither source configured and ``fallback=True`` the session uses
+    aiobotocore's default chain.
 
     Raises:
         ImportError: aiobotocore is not installed.
         ConfigError: an invalid setting, or a missing one with ``fallback=False``.
     """
-    settings = config.resolve(**sessions.given(locals()))
-    return _impl().session(settings, fallback)
+    arguments = sessions.given(locals())
+    if fallback:
+        source = sessions.current_session(**arguments)
+    else:
+        source = sessions.resolve_source(fallback=False, **arguments)
+    return _impl().for_session(source)
 
 
 def _impl():

@@ -10,9 +10,9 @@ from aiobotocore.credentials import AioCredentialResolver, AioRefreshableCredent
 from aiobotocore.session import AioSession
 from botocore.credentials import CredentialProvider
 
-from . import _compat, _fork, config, sessions
+from . import _compat, _fork, sessions
 
-__all__ = ["AioCredentials", "Provider", "Session", "view", "session_for", "join_chain"]
+__all__ = ["AioCredentials", "Provider", "Session", "view", "for_session", "join_chain"]
 
 
 async def _in_thread(function):
@@ -47,9 +47,8 @@ class AioCredentials(AioRefreshableCredentials):
         return repr(self._irsa).replace("Credentials", "AioCredentials", 1)
 
     def __reduce__(self):
-        if self._irsa.settings is None:
-            raise TypeError("these credentials were built without settings to rebuild from")
-        return restore_credentials, (self._irsa.settings,)
+        # The library's credentials pickle as their settings (a chain's as the whole chain's).
+        return view, (self._irsa,)
 
     @property
     def settings(self):
@@ -145,72 +144,60 @@ def view(credentials):
 
 
 class Session(AioSession):
-    """An aiobotocore session on the library's credentials; pickles as its settings."""
+    """An aiobotocore session on a library session's credentials; pickles as that session."""
 
-    def __init__(self, settings=None, credentials=None, region_name=None):
+    def __init__(self, source=None, region_name=None):
         super(Session, self).__init__()
         _compat.share_data(self)
+        credentials = None if source is None else source._irsa_credentials
         if credentials is not None:
             self.register_component(
                 "credential_provider",
-                AioCredentialResolver(providers=[Provider(credentials)]),
+                AioCredentialResolver(providers=[Provider(view(credentials))]),
             )
         if region_name:
             self.set_config_variable("region", region_name)
-        self._irsa_settings = settings if credentials is not None else None
+        self._irsa_source = source if credentials is not None else None
         self._irsa_region = region_name
+
+    @property
+    def _irsa_settings(self):
+        return None if self._irsa_source is None else self._irsa_source._irsa_settings
 
     def __repr__(self):
         # Each session its own repr: fsspec keys its instance cache on str(arguments).
-        settings = self._irsa_settings
-        if settings is None:
+        if self._irsa_source is None:
             return "<IrsaAioSession fallback=True region_name=%r at %#x>" % (
                 self._irsa_region,
                 id(self),
             )
-        return "<IrsaAioSession role_arn=%r session_name=%r region_name=%r at %#x>" % (
-            settings.role_arn,
-            settings.session_name,
-            settings.region_name,
-            id(self),
-        )
+        return "<IrsaAioSession %r at %#x>" % (self._irsa_source, id(self))
 
     def __reduce__(self):
-        return restore, (self._irsa_settings,)
+        return restore, (self._irsa_source,)
 
 
-def session_for(settings):
-    """The aio session for ``settings`` (complete IRSA settings)."""
-    credentials = sessions._credentials_for(settings)
-    found = _sessions.by_settings.get(settings)
+def for_session(source):
+    """The aio session over ``source``'s credentials (one per credentials object);
+    aiobotocore's default chain where ``source`` is the library's fallback."""
+    credentials = source._irsa_credentials
+    if credentials is None:
+        return fallback_session(source.region_name)
+    found = _sessions.by_settings.get(id(credentials))
     if found is not None and found[0] is credentials:
         return found[1]
     with _sessions.lock:
-        found = _sessions.by_settings.get(settings)
-        if found is None or found[0] is not credentials:  # the registry was cleared
-            session = Session(settings, view(credentials), region_name=settings.region_name)
-            found = (credentials, session)
-            _sessions.by_settings[settings] = found
+        found = _sessions.by_settings.get(id(credentials))
+        if found is None or found[0] is not credentials:
+            found = (credentials, Session(source, region_name=source.region_name))
+            _sessions.by_settings[id(credentials)] = found
         return found[1]
 
 
-def session(settings, fallback=True):
-    """The aio session for ``settings``; aiobotocore's default chain where they are incomplete."""
-    if not sessions.complete(settings, fallback):
-        return fallback_session(settings.region_name)
-    return session_for(settings)
-
-
-def restore(settings):
-    """Unpickle an aio session: same settings, this process's own credentials."""
-    if settings is None:  # a fallback session: this process's environment decides
-        return session(config.resolve())
-    return session_for(settings)
-
-
-def restore_credentials(settings):
-    """Unpickle aio credentials: this process's own, for the same settings."""
-    return view(sessions._credentials_for(settings))
+def restore(source):
+    """Unpickle an aio session: ``source`` arrives rebuilt from its settings, with this
+    process's own credentials; a fallback's environment is this process's."""
+    return for_session(sessions.current_session() if source is None else source)
 
 
 def fallback_session(region_name):

@@ -10,7 +10,7 @@ TYPE_CHECKING = False  # the annotations below are for type checkers; typing is 
 if TYPE_CHECKING:
     from typing import Any
 
-from . import config, sessions
+from . import sessions
 from .errors import ConfigError
 
 __all__ = ["arrow_filesystem", "CREDENTIAL_OPTIONS"]
@@ -32,8 +32,10 @@ def arrow_filesystem(**s3_options: Any) -> Any:
     """Return a ``pyarrow.fs.FileSystem`` for S3 whose credentials are the library's.
 
     Reads and writes go through a native ``pyarrow.fs.S3FileSystem`` built with
-    the current IRSA credentials (the ones ``irsa_session.session`` uses: one
-    STS call per refresh serves both) and built anew as soon as they refresh,
+    the library's current credentials (IRSA, else EKS Pod Identity; after
+    ``install()``, what it installed, a chained role included: the very
+    credentials boto3 gets, so one STS call per refresh serves both) and built
+    anew as soon as they refresh,
     which is before they enter the mandatory window; streams already open
     finish on the credentials they were opened with.  It pickles as its
     settings and options (no key, secret or token), and the receiving process
@@ -41,6 +43,14 @@ def arrow_filesystem(**s3_options: Any) -> Any:
     (``filesystem=``), Ray Train (``RunConfig(storage_filesystem=...)``),
     ``pyarrow.parquet`` and ``pyarrow.dataset``.  Paths are ``bucket/key``;
     ``s3://`` in front is accepted.
+
+    A stream (``open_input_file``, ``open_output_stream``...) signs every request
+    with the credentials it was opened with, so it opens only with credentials
+    that have ``stream_min_life`` seconds left (default half their life: 30
+    minutes of one-hour credentials), refreshing them first if need be.  A
+    stream that lasts longer than that may outlive its credentials: give a
+    larger ``stream_min_life`` (up to their life) or a longer
+    ``duration_seconds``.
 
     Args:
         **s3_options: options of ``pyarrow.fs.S3FileSystem`` (``region``,
@@ -50,9 +60,9 @@ def arrow_filesystem(**s3_options: Any) -> Any:
             ``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL``, as in botocore.
             The IRSA settings themselves come from the environment.
 
-    With no IRSA settings in the environment (no role ARN or token file), this
-    logs why once and returns a plain ``pyarrow.fs.S3FileSystem(**s3_options)``
-    on the AWS SDK's default chain.
+    With neither IRSA nor EKS Pod Identity configured, this logs why once and
+    returns a plain ``pyarrow.fs.S3FileSystem(**s3_options)`` on the AWS SDK's
+    default chain.
 
     Raises:
         ImportError: pyarrow is not installed.
@@ -64,13 +74,19 @@ def arrow_filesystem(**s3_options: Any) -> Any:
             "arrow_filesystem() takes its credentials from IRSA; drop %s (for static "
             "keys or another role use pyarrow.fs.S3FileSystem directly)" % ", ".join(given)
         )
+    life = s3_options.get("stream_min_life")
+    if life is not None and (
+        isinstance(life, bool) or not isinstance(life, (int, float)) or not 0 <= life <= 43200
+    ):
+        raise ConfigError(
+            "arrow_filesystem(stream_min_life=%r): give the seconds a stream's credentials "
+            "must have left when it opens, from 0 to 43200 (default: half their life)" % (life,)
+        )
     impl = _impl()
-    settings = config.resolve()
-    absent = config.missing(settings)
-    if absent:
-        sessions._log_fallback(absent)
-        return impl.plain_filesystem(s3_options)
-    return impl.filesystem(settings, s3_options)
+    source = sessions.current_session()
+    if source._irsa_credentials is None:  # neither IRSA nor Pod Identity: logged once why
+        return impl.plain_filesystem(s3_options, source.region_name)
+    return impl.filesystem(source, s3_options)
 
 
 def _impl():

@@ -9,27 +9,32 @@ import threading
 
 import pyarrow.fs
 
-from . import _fork, sessions
+from . import _fork
 
-__all__ = ["Handler", "filesystem", "plain_filesystem"]
+__all__ = ["Handler", "filesystem", "plain_filesystem", "STREAM_MIN_LIFE"]
+
+#: The option (seconds) of arrow_filesystem(): the least life a stream's credentials
+#: have left when it opens; default half their life.
+STREAM_MIN_LIFE = "stream_min_life"
 
 _ENDPOINT_S3 = "AWS_ENDPOINT_URL_S3"
 _ENDPOINT = "AWS_ENDPOINT_URL"
 _IGNORE_ENDPOINTS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
 
 
-def filesystem(settings, s3_options):
-    """A ``pyarrow.fs.PyFileSystem`` over a :class:`Handler`."""
-    return pyarrow.fs.PyFileSystem(Handler(settings, s3_options))
+def filesystem(source, s3_options):
+    """A ``pyarrow.fs.PyFileSystem`` over a :class:`Handler` of ``source``'s credentials."""
+    return pyarrow.fs.PyFileSystem(Handler(source, s3_options))
 
 
-def plain_filesystem(s3_options):
+def plain_filesystem(s3_options, region_name=None):
     """pyarrow's own S3FileSystem on the AWS SDK's default chain (the fallback)."""
-    return pyarrow.fs.S3FileSystem(**_native_options(s3_options, None))
+    return pyarrow.fs.S3FileSystem(**_native_options(s3_options, region_name))
 
 
 def _native_options(s3_options, region_name):
     options = dict(s3_options)
+    options.pop(STREAM_MIN_LIFE, None)  # the library's own option, not pyarrow's
     if options.get("region") is None and region_name:
         options["region"] = region_name
     if options.get("endpoint_override") is None:
@@ -54,9 +59,10 @@ def _strip(path):
     return path[len("s3://"):] if path.startswith("s3://") else path
 
 
-def restore(settings, s3_options):
-    """Unpickle: the same settings and options, this process's own credentials."""
-    return Handler(settings, s3_options)
+def restore(source, s3_options):
+    """Unpickle: ``source`` arrives rebuilt from its settings, with this process's own
+    credentials; the same options."""
+    return Handler(source, s3_options)
 
 
 class Handler(pyarrow.fs.FileSystemHandler):
@@ -66,12 +72,15 @@ class Handler(pyarrow.fs.FileSystemHandler):
     snapshot (which refreshes them in the advisory window, before the
     mandatory one); when the snapshot is a new one it builds a new native
     filesystem.  Streams opened earlier keep the filesystem, and so the
-    credentials, they were opened with.  Pickles as settings and options.
+    credentials, they were opened with.  ``source`` is the library's session whose
+    credentials it uses (IRSA, EKS Pod Identity or a chained role); it pickles as
+    that session's settings, and as the options.
     """
 
-    def __init__(self, settings, s3_options):
-        self.settings = settings
+    def __init__(self, source, s3_options):
+        self.source = source
         self.s3_options = dict(s3_options)
+        self.stream_min_life = self.s3_options.pop(STREAM_MIN_LIFE, None)
         self._lock = threading.Lock()
         self._native = None
         self._frozen = None
@@ -79,14 +88,22 @@ class Handler(pyarrow.fs.FileSystemHandler):
         _fork.track(self)
 
     def __reduce__(self):
-        return restore, (self.settings, self.s3_options)
+        options = dict(self.s3_options)
+        if self.stream_min_life is not None:
+            options[STREAM_MIN_LIFE] = self.stream_min_life
+        return restore, (self.source, options)
 
     def __repr__(self):
-        return "<irsa_session arrow filesystem role_arn=%r region=%r options=%r>" % (
-            self.settings.role_arn,
-            self.s3_options.get("region") or self.settings.region_name,
+        return "<irsa_session arrow filesystem %r region=%r options=%r>" % (
+            self.source,
+            self.s3_options.get("region") or self.source.region_name,
             sorted(self.s3_options),
         )
+
+    @property
+    def settings(self):
+        """The settings the source pickles as."""
+        return self.source.__reduce__()[1]
 
     def __eq__(self, other):
         return (
@@ -107,17 +124,25 @@ class Handler(pyarrow.fs.FileSystemHandler):
 
     @property
     def credentials(self):
-        return sessions._credentials_for(self.settings)
+        return self.source._irsa_credentials
 
-    def native(self):
-        """The native S3FileSystem for the current credentials (rebuilt after a refresh)."""
-        frozen = self.credentials.get_frozen_credentials()
+    def native(self, stream=False):
+        """The native S3FileSystem for the current credentials (rebuilt after a refresh).
+
+        For a ``stream``, credentials with :attr:`stream_min_life` seconds left
+        (default half their life), refreshed first if need be: a stream signs all
+        its requests with the credentials it was opened with.
+        """
+        if stream:
+            frozen = self.credentials.frozen_with_life(self.stream_min_life)
+        else:
+            frozen = self.credentials.get_frozen_credentials()
         native = self._native
         if native is not None and frozen is self._frozen:
             return native
         with self._lock:
             if self._native is None or frozen is not self._frozen:
-                options = _native_options(self.s3_options, self.settings.region_name)
+                options = _native_options(self.s3_options, self.source.region_name)
                 self._native = pyarrow.fs.S3FileSystem(
                     access_key=frozen.access_key,
                     secret_key=frozen.secret_key,
@@ -169,13 +194,13 @@ class Handler(pyarrow.fs.FileSystemHandler):
         self.native().copy_file(_strip(src), _strip(dest))
 
     def open_input_stream(self, path):
-        return self.native().open_input_stream(_strip(path))
+        return self.native(stream=True).open_input_stream(_strip(path))
 
     def open_input_file(self, path):
-        return self.native().open_input_file(_strip(path))
+        return self.native(stream=True).open_input_file(_strip(path))
 
     def open_output_stream(self, path, metadata):
-        return self.native().open_output_stream(_strip(path), metadata=metadata)
+        return self.native(stream=True).open_output_stream(_strip(path), metadata=metadata)
 
     def open_append_stream(self, path, metadata):
-        return self.native().open_append_stream(_strip(path), metadata=metadata)
+        return self.native(stream=True).open_append_stream(_strip(path), metadata=metadata)

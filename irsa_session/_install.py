@@ -34,7 +34,7 @@ def install(**kwargs: Any) -> sessions.Session:
     """
     assume_role = kwargs.pop("assume_role", None)
     external_id = kwargs.pop("external_id", None)
-    installed = sessions._auto_session(**kwargs)
+    installed = sessions.resolve_source(**kwargs)
     if assume_role is not None:
         from . import chain  # loaded on first use: most pods never chain roles
 
@@ -47,5 +47,5 @@ def install(**kwargs: Any) -> sessions.Session:
         )
     elif external_id is not None:
         raise TypeError("install(external_id=...) goes with assume_role=")
-    sessions.install_credentials(installed._irsa_credentials, installed.region_name)
+    sessions.install_credentials(installed)
     return installed

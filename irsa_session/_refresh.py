@@ -40,6 +40,8 @@ JITTER_SHARE = 1.0 / 3
 # credentials are never already due: advisory at 1/4 and mandatory at 1/6 of it.
 _ADVISORY_SHARE = 4
 _MANDATORY_SHARE = 6
+# get_with_life() never asks for more than this share of the credentials' life.
+_FRESH_SHARE = 0.9
 # Waits between failed advisory refreshes: at most a minute, at least 5 tries.
 _COOLDOWN = 60
 _TRIES_PER_WINDOW = 5
@@ -81,12 +83,14 @@ class Refresher(object):
         self.current = None  # the frozen snapshot, None until the first fetch
         self.account_id = None  # of the current credentials, where the source says
         self.expiry = 0.0
+        self.life = 0.0  # seconds the current credentials lived when they were issued
         self._fresh_until = 0.0  # before this, no refresh is due
         self._due_at = 0.0  # from this, a refresh is mandatory
         self._spans = (ADVISORY, MANDATORY)  # of the current credentials
         self._flights = 0  # finished refresh attempts
         self._last_error = None
         self._last_mandatory = False
+        self._stale_until = 0.0  # after credentials that arrived expired: no new try before
 
     def __reduce_ex__(self, protocol):
         raise TypeError("a refresher holds secrets and is not pickled; pickle the session")
@@ -102,6 +106,25 @@ class Refresher(object):
             return self.current
         self.refresh()
         return self.current
+
+    def get_with_life(self, seconds):
+        """The current snapshot if it has ``seconds`` left, else one refreshed for it.
+
+        For a caller about to use one snapshot for a while (a stream): a refresh it
+        needs is made now, once for all callers, as a mandatory one.  Where the
+        credentials live less than ``seconds``, nine tenths of their life is
+        what is asked for.
+        """
+        current = self.get()
+        # Fresh credentials live ``life``: asking for more than nine tenths of it
+        # would refresh at every call and gain nothing.
+        wanted = min(seconds, self.life * _FRESH_SHARE)
+        if self.expiry - self.clock() >= wanted:
+            return current
+        with self.lock:
+            if self.expiry - self.clock() < wanted and self.clock() >= self._stale_until:
+                self._attempt(mandatory=True)
+            return self.current
 
     def due(self, refresh_in=None):
         """Whether a refresh is due now, or (``refresh_in``) within that many seconds of expiry."""
@@ -143,6 +166,13 @@ class Refresher(object):
         with self.lock:
             if self.clock() < self._due_at:
                 return  # another thread refreshed while this one waited
+            if self.clock() < self._stale_until:
+                # The last fetch brought expired credentials: fetching again at every
+                # use would bring the same, so callers get its error until the cooldown ends.
+                raise RefreshError(
+                    str(self._last_error), code=getattr(self._last_error, "code", None),
+                    attempts=getattr(self._last_error, "attempts", 1),
+                ) from self._last_error
             if self._flights != seen and self._last_error is not None and self._last_mandatory:
                 # One STS call per refresh: share the outcome of the one that ran
                 # (a mandatory one: an advisory try is a single quick attempt).
@@ -164,6 +194,7 @@ class Refresher(object):
         self._last_mandatory = mandatory
         try:
             issued = (self.fetch if mandatory else self.advisory_fetch)()
+            self._check_alive(issued)
         except Exception as err:
             self._last_error = err
             self._flights += 1
@@ -183,11 +214,26 @@ class Refresher(object):
         self._last_error = None
         self._flights += 1
 
+    def _check_alive(self, issued):
+        now = self.clock()
+        if issued.expiry > now:
+            return
+        self._stale_until = now + _COOLDOWN
+        raise RefreshError(
+            "the credentials fetched (access key %s) had already expired when they arrived: "
+            "they expire at %s, and this machine's clock says %s. Either the clock is ahead "
+            "(check the node's time synchronisation) or the source handed out stale "
+            "credentials; `irsa-session doctor` compares this clock with the source's. No "
+            "new fetch for %d s" % (issued.access_key, _iso(issued.expiry), _iso(now), _COOLDOWN),
+            code="ExpiredOnArrival",
+        )
+
     def _store(self, issued):
         now = self.clock()
         self.current = self._freeze(issued)
         self.account_id = issued.account_id
-        self._spans = windows(max(issued.expiry - (issued.issued_at or now), 0.0))
+        self.life = max(issued.expiry - (issued.issued_at or now), 0.0)
+        self._spans = windows(self.life)
         self.set_expiry(issued.expiry)
         logger.info(
             "IRSA credentials refreshed: access key %s, expires %s, next refresh from %s",

@@ -39,6 +39,8 @@ _LOCK_WAIT = 60.0  # seconds to wait for another process's exchange before makin
 _POLL = 0.05
 _LONGEST_LIFE = 43200 + 60  # seconds: STS's longest session, and a margin for clocks
 _STALE_TEMPORARY = 60.0  # seconds after which a .tmp- file is a killed writer's leftover
+_LARGEST_ENTRY = 16 * 1024  # bytes; an entry is about 1.5 KiB
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +60,11 @@ class NodeCache(object):
 
     def __init__(self, exchange, directory, clock=time.time, read_token=token.read):
         self.exchange = exchange
-        self.directory = os.path.abspath(os.path.expanduser(directory))
+        self.configured = os.path.abspath(os.path.expanduser(directory))
+        self.directory = self.configured  # or the private directory made inside it
         self._clock = clock
         self._read_token = read_token
+        self._warned = False
         self.hits = 0
 
     @property
@@ -103,34 +107,65 @@ class NodeCache(object):
         return os.path.join(self.directory, hashlib.sha256(material.encode()).hexdigest() + ".json")
 
     def _directory_ok(self):
-        """Create the directory 0700 if needed; refuse one that is not ours alone."""
+        """Find (or make) a directory that is this user's alone; False if there is none.
+
+        The configured directory is used as it is when it is ours and mode 0700.
+        A kubelet emptyDir is 0777 (2777 with an fsGroup) and may be root's: then
+        a directory of our own is made inside it, ``.irsa-session-<uid>``, mode
+        0700, and used only if it is a real directory that only we can write.
+        """
         try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            info = os.lstat(self.directory)
+            os.makedirs(self.configured, mode=0o700, exist_ok=True)
+            if _private(os.lstat(self.configured)):
+                self.directory = self.configured
+                return True
+            inner = os.path.join(self.configured, ".irsa-session-%d" % os.getuid())
+            try:
+                os.mkdir(inner, 0o700)
+            except FileExistsError:
+                pass
+            info = os.lstat(inner)
         except OSError as err:
-            logger.warning("node cache %r is unusable (%s); calling STS directly", self.directory, err)
-            return False
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-            logger.warning(
-                "node cache %r must be a directory of mode 0700 owned by uid %d; "
-                "calling STS directly", self.directory, os.getuid(),
+            return self._unusable("%s" % err)
+        if not _private(info):
+            return self._unusable(
+                "%r is not a directory of mode 0700 owned by uid %d: another user may have "
+                "made it" % (inner, os.getuid())
             )
-            return False
+        self.directory = inner
         return True
+
+    def _unusable(self, why):
+        if not self._warned:  # once, not at every fetch
+            self._warned = True
+            logger.warning(
+                "node cache %r is unusable (%s); this process calls STS directly", self.configured, why
+            )
+        return False
 
     def _load(self, path):
         """The entry at ``path`` if it is ours, intact and not yet due; else None."""
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # Non-blocking: a FIFO planted here must not hang the read.
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
         except OSError:
             return None
         try:
             info = os.fstat(fd)
-            if info.st_uid != os.getuid() or info.st_mode & 0o077 or not stat.S_ISREG(info.st_mode):
+            if not stat.S_ISREG(info.st_mode) or info.st_size > _LARGEST_ENTRY:
+                logger.warning(
+                    "node cache entry %r is not a regular file of at most %d bytes; ignored "
+                    "and replaced", path, _LARGEST_ENTRY,
+                )
+                return None
+            if info.st_uid != os.getuid() or info.st_mode & 0o077:
                 return None
             with os.fdopen(fd, "rb") as handle:
                 fd = None
-                data = json.loads(handle.read().decode("utf-8"))
+                raw = handle.read(_LARGEST_ENTRY + 1)
+            if len(raw) > _LARGEST_ENTRY:
+                return None  # it grew after the check
+            data = json.loads(raw.decode("utf-8"))
             if data.get("format") != _FORMAT:
                 return None
             issued = Issued(
@@ -191,6 +226,11 @@ class NodeCache(object):
                 pass  # another process swept it first
 
 
+def _private(info):
+    """Whether ``info`` (an lstat) is a real directory that only this user can use."""
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
+
+
 def _plausible(issued):
     """Whether a cache entry's values are ones STS could have issued."""
     if not (math.isfinite(issued.expiry) and math.isfinite(issued.issued_at)):
@@ -229,13 +269,16 @@ class _Lock(object):
         self.fd = None
 
     def __enter__(self):
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
             with _held_lock:
                 self.fd = os.open(self.path, flags, 0o600)
                 _held.add(self.fd)
+            if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
         except OSError as err:
             logger.warning("could not open node cache lock %r: %s", self.path, err)
+            self.__exit__()
             return self
         deadline = time.monotonic() + _LOCK_WAIT
         while True:

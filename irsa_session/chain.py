@@ -270,8 +270,9 @@ class AssumeRole(Source):
         sleep=time.sleep,
         rand=None,
         monotonic=time.monotonic,
+        deadline=None,
     ):
-        super(AssumeRole, self).__init__(settings, retry, sleep, rand, monotonic)
+        super(AssumeRole, self).__init__(settings, retry, sleep, rand, monotonic, deadline)
         self.source = source
         self.assumed_arn = None  # the AssumedRoleUser of the last answer
         self.last_failure = None  # the last RefreshError made here (not the source's)
@@ -661,5 +662,5 @@ def install(
         duration_seconds=duration_seconds, policy=policy, policy_arns=policy_arns,
         region_name=region_name, sts_endpoint_url=sts_endpoint_url,
     )
-    sessions.install_credentials(installed._irsa_credentials, installed.region_name)
+    sessions.install_credentials(installed)
     return installed

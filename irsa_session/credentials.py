@@ -70,6 +70,14 @@ class Credentials(_compat.Refreshable):
         when = self._refresher.refresh_at
         return None if when is None else datetime.datetime.fromtimestamp(when, _UTC)
 
+    def frozen_with_life(self, seconds=None):
+        """Frozen credentials with at least ``seconds`` left (default half their life),
+        refreshed first if need be: for a stream that will sign with them for a while."""
+        if seconds is None:
+            self._refresher.get()
+            seconds = self._refresher.life / 2
+        return self._refresher.get_with_life(seconds)
+
     def _after_fork(self):
         self._refresher.after_fork()
 

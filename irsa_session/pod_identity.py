@@ -43,10 +43,11 @@ class Agent(Source):
         sleep=time.sleep,
         rand=None,
         monotonic=time.monotonic,
+        deadline=None,
         environ=None,
         timeout=CONNECT_TIMEOUT,
     ):
-        super(Agent, self).__init__(settings, retry, sleep, rand, monotonic)
+        super(Agent, self).__init__(settings, retry, sleep, rand, monotonic, deadline)
         # No proxies: the agent is on the node (a proxy would see the token); and no
         # redirect, which would take the token along to wherever it points.
         self._opener = opener or urllib.request.build_opener(
@@ -55,6 +56,7 @@ class Agent(Source):
         self._read_token = read_token or (lambda path: token.read(path, source=token.POD_IDENTITY))
         self._environ = os.environ if environ is None else environ
         self._timeout = timeout
+        self.attempt_timeout = 2 * timeout  # urllib's timeout bounds connecting and reading
         _redact.install()
 
     def proof(self):

@@ -26,6 +26,8 @@ __all__ = [
     "refreshable_credentials",
     "install_credentials",
     "default_session",
+    "resolve_source",
+    "current_session",
     "pod_identity_session",
 ]
 
@@ -118,6 +120,7 @@ class _Registry(object):
         self.default = None
         self.boto3_default = None  # the boto3.DEFAULT_SESSION that install() made
         self.installed = None  # the credentials that install() put in the default chain
+        self.installed_session = None  # the session whose credentials they are
         self.source_logged = False
         _fork.track(self)
 
@@ -129,6 +132,7 @@ class _Registry(object):
             self.default = None
             self.boto3_default = None
             self.installed = None
+            self.installed_session = None
             self.source_logged = False
 
     def _after_fork(self):
@@ -333,10 +337,16 @@ def pod_identity_session(
     return _session_for(settings)
 
 
-def _auto_session(**kwargs):
-    """IRSA if configured, else EKS Pod Identity if configured, else the fallback.
+def resolve_source(**kwargs):
+    """The library's session for these arguments: where its credentials come from.
 
-    IRSA wins when both are set; which one is used is logged once.
+    The one function through which every entry point (``session``, ``install()``,
+    ``aio_session()``, ``arrow_filesystem()``, the command line) resolves the
+    source: IRSA when configured, else EKS Pod Identity when configured, else
+    boto3's default chain (or ConfigError, with ``fallback=False``).  IRSA wins
+    when both are set; which one is used is logged once.  ``kwargs`` are
+    :func:`assumed_role_session`'s; a chained role (``install(assume_role=)``,
+    ``--assume-role``) is assumed from what this returns.
     """
     settings = config.resolve(**given(kwargs))
     irsa = not config.missing(settings)
@@ -360,7 +370,7 @@ def _auto_session(**kwargs):
     if pod_identity is not None:
         if not _registry.source_logged:
             _registry.source_logged = True
-            logger.info("using EKS Pod Identity: the agent at %s", pod_identity.full_uri)
+            logger.info("using EKS Pod Identity: the agent at %s", config.shown_url(pod_identity.full_uri))
         return _session_for(pod_identity)
     return assumed_role_session(**kwargs)
 
@@ -369,9 +379,18 @@ def default_session() -> Session:
     """The process-wide session behind ``irsa_session.session``: IRSA, else Pod Identity."""
     found = _registry.default
     if found is None:
-        found = _auto_session()
+        found = resolve_source()
         _registry.default = found
     return found
+
+
+def current_session(**kwargs):
+    """:func:`resolve_source` of ``kwargs``; with none, what ``install()`` installed if it
+    was called (a chained role included), else ``irsa_session.session``: what unchanged
+    code gets."""
+    if any(value is not None for value in kwargs.values()):
+        return resolve_source(**kwargs)
+    return _registry.installed_session or default_session()
 
 
 #: Called with the credentials that install_credentials() puts in place (or None):
@@ -385,15 +404,18 @@ def on_install(function):
         _installers.append(function)
 
 
-def install_credentials(credentials, region_name=None):
-    """Put ``credentials`` where unchanged code finds them (``None``: botocore's own chain).
+def install_credentials(session):
+    """Put ``session``'s credentials where unchanged code finds them.
 
-    botocore's default chain, aiobotocore's, and a new ``boto3.DEFAULT_SESSION``
-    in ``region_name``, unless the current one was made by this function for
+    botocore's default chain (a fallback session has none to put there: botocore's
+    own chain comes back), aiobotocore's, and a new ``boto3.DEFAULT_SESSION`` in
+    ``session``'s region, unless the current one was made by this function for
     these credentials, or the application set it up with a profile, a region or
     keys (then it stays as it is).
     """
+    credentials, region_name = session._irsa_credentials, session.region_name
     with _registry.lock:
+        _registry.installed_session = session
         _compat.put_first_in_default_chain(credentials)
         for function in _installers:
             function(credentials)

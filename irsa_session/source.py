@@ -23,13 +23,17 @@ goes and what its failures mean.
 """
 
 import datetime
+import os
+import threading
 import time
 from collections import namedtuple
 
 from . import _redact
+from .errors import ConfigError, RefreshError
 
 __all__ = [
     "Issued", "RetryPolicy", "DEFAULT_RETRY", "CONNECT_TIMEOUT", "READ_TIMEOUT", "Source",
+    "DEADLINE", "DEFAULT_DEADLINE", "deadline_setting",
     "odd_value", "safe_cause", "is_parse_error", "epoch", "random", "RETRY", "AGAIN", "FAIL",
 ]
 
@@ -71,6 +75,35 @@ DEFAULT_RETRY = RetryPolicy(attempts=6, base=0.5, cap=8.0)
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 10
 
+#: The environment variable that sets the deadline of a fetch, in seconds...
+DEADLINE = "IRSA_SESSION_DEADLINE"
+#: ...by default 30: however its attempts hang, a fetch gives up within it.
+DEFAULT_DEADLINE = 30.0
+_DEADLINE_RANGE = (20.0, 3600.0)  # at least one whole attempt and a retry fit
+
+# The absolute (monotonic) deadline of the fetch this thread is inside, if any: a
+# chain's hop that refreshes its source on the way shares one deadline with it.
+_inside = threading.local()
+
+
+def deadline_setting(environ=None):
+    """Seconds a fetch may take, from ``IRSA_SESSION_DEADLINE`` (default 30)."""
+    env = os.environ if environ is None else environ
+    raw = env.get(DEADLINE, "").strip()
+    if not raw:
+        return DEFAULT_DEADLINE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None or not _DEADLINE_RANGE[0] <= value <= _DEADLINE_RANGE[1]:
+        raise ConfigError(
+            "%s=%r is not a number of seconds from %d to %d: the longest a fetch of "
+            "credentials may take, retries included (default %d)"
+            % (DEADLINE, raw, _DEADLINE_RANGE[0], _DEADLINE_RANGE[1], DEFAULT_DEADLINE)
+        )
+    return value
+
 
 #: What a failed try leads to (``Source._verdict``): a wait and another try...
 RETRY = "retry"
@@ -89,9 +122,19 @@ class Source(object):
     :data:`FAIL`); ``_failure(err, prepared, attempts, elapsed)`` makes the error to
     raise (``err`` itself to raise it as it is), chained to ``_cause(err)``.
     Time (``sleep``, ``monotonic``) and randomness (``rand``) are injectable.
+
+    A fetch gives up within ``deadline`` seconds (default :func:`deadline_setting`),
+    however its attempts hang: another attempt starts only if its wait and
+    ``attempt_timeout`` (the longest one attempt can take: connecting and
+    reading) still fit.  A fetch made inside another on the same thread (a
+    chain's source, refreshed to sign the hop) keeps to the outer deadline too.
     """
 
-    def __init__(self, settings, retry=DEFAULT_RETRY, sleep=time.sleep, rand=None, monotonic=time.monotonic):
+    #: The longest one attempt can take (connect and read timeouts).
+    attempt_timeout = CONNECT_TIMEOUT + READ_TIMEOUT
+
+    def __init__(self, settings, retry=DEFAULT_RETRY, sleep=time.sleep, rand=None, monotonic=time.monotonic,
+                 deadline=None):
         self.settings = settings
         self.calls = 0  # requests made
         self.last_date = None  # the Date header of the last answer (for clock-skew checks)
@@ -99,14 +142,32 @@ class Source(object):
         self._sleep = sleep
         self._rand = rand or random
         self._monotonic = monotonic
+        self.deadline = deadline_setting() if deadline is None else deadline
 
     def reset(self):
         """Forget clients and connections (after a fork they belong to the parent)."""
 
     def __call__(self, attempts=None):
         """One fetch; ``attempts`` caps the tries below the retry policy's."""
-        limit = min(attempts or self._retry.attempts, self._retry.attempts)
         started = self._monotonic()
+        outer = getattr(_inside, "deadline", None)
+        deadline = started + self.deadline
+        if outer is not None and outer < deadline:
+            deadline = outer
+        _inside.deadline = deadline
+        try:
+            return self._fetch_by(deadline, attempts, started)
+        except Exception as err:
+            failed = err
+        finally:
+            _inside.deadline = outer
+        # The frames the error passed through hold the token, the answer and the
+        # request in their locals, which error trackers print: none goes along.
+        _forget_frames(failed)
+        raise failed.with_traceback(None)
+
+    def _fetch_by(self, deadline, attempts, started):
+        limit = min(attempts or self._retry.attempts, self._retry.attempts)
         state = {}
         attempt = 0
         while True:
@@ -121,10 +182,21 @@ class Source(object):
             verdict = self._verdict(failed, state)
             if verdict == AGAIN:
                 continue
+            out_of_time = False
             if verdict == RETRY and attempt < limit:
-                self._sleep(self._retry.delay(attempt, self._rand))
-                continue
-            failure = self._failure(failed, prepared, attempt, self._monotonic() - started)
+                wait = self._retry.delay(attempt, self._rand)
+                if self._monotonic() + wait + self.attempt_timeout <= deadline:
+                    self._sleep(wait)
+                    continue
+                out_of_time = True
+            elapsed = self._monotonic() - started
+            failure = self._failure(failed, prepared, attempt, elapsed)
+            if out_of_time and isinstance(failure, RefreshError):
+                failure = RefreshError(
+                    "%s; gave up there: another attempt would not end within the %g s a "
+                    "fetch may take (%s)" % (failure, self.deadline, DEADLINE),
+                    code=failure.code, attempts=failure.attempts,
+                )
             if failure is failed:
                 raise failure
             raise failure from self._cause(failed)
@@ -149,6 +221,18 @@ _KEY_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _BASE64_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 )
+
+
+def _forget_frames(err):
+    """Drop the tracebacks of ``err``'s causes and contexts (their frames' locals)."""
+    seen, todo = [], [err.__cause__, err.__context__]
+    while todo:
+        linked = todo.pop()
+        if linked is None or any(linked is each for each in seen):
+            continue
+        seen.append(linked)
+        linked.__traceback__ = None
+        todo += [linked.__cause__, linked.__context__]
 
 
 def odd_value(access_key, secret_key, session_token):

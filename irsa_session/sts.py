@@ -52,8 +52,9 @@ class Exchange(Source):
         sleep=time.sleep,
         rand=None,
         monotonic=time.monotonic,
+        deadline=None,
     ):
-        super(Exchange, self).__init__(settings, retry, sleep, rand, monotonic)
+        super(Exchange, self).__init__(settings, retry, sleep, rand, monotonic, deadline)
         self._client_factory = client_factory
         self._read_token = read_token
         self._client = None

@@ -451,3 +451,57 @@ def test_no_secret_in_repr_str_or_any_debug_record(proxy, bucket, fake_env, irsa
     assert_clean(texts, secrets_of(fake_env, token_files=[irsa_env]))
     assert ROLE_ARN in repr(session) and ROLE_ARN in repr(credentials)
     assert frozen.access_key in repr(frozen)
+
+
+# -- one resolver: Pod Identity and chained roles reach aiobotocore too -----------------
+
+
+@pytest.fixture
+def pod_identity_pod(moto_server, tmp_path, monkeypatch):
+    """A pod with EKS Pod Identity and no IRSA; S3 behind a proxy that takes the agent's keys."""
+    from irsa_testing.agent import FakeAgent
+    from irsa_testing.s3proxy import S3Proxy
+    from irsa_testing.tokens import make_token
+
+    path = tmp_path / "eks-pod-identity-token"
+    path.write_text(make_token(aud=["pods.eks.amazonaws.com"]))
+    with FakeAgent(expect_token=lambda: path.read_text().strip()) as agent:
+        with S3Proxy(moto_server.url, lambda: agent.issued) as proxy:
+            monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.url)
+            monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(path))
+            monkeypatch.setenv("AWS_REGION", "us-west-2")
+            agent.proxy = proxy
+            yield agent
+
+
+def test_aio_session_uses_pod_identity_in_a_pod_identity_pod(pod_identity_pod, bucket):
+    proxy = pod_identity_pod.proxy
+    session = irsa_session.aio_session()
+    fs = s3fs.S3FileSystem(session=session, endpoint_url=proxy.url)
+    assert fs.cat("%s/raw/readings.csv" % bucket) == CSV
+    assert proxy.keys() == [pod_identity_pod.issued[0]["access_key"]]
+    assert [s.verdict for s in proxy.seen] == ["ok"] * len(proxy.seen)
+    boto3_key = irsa_session.session.get_credentials().get_frozen_credentials().access_key
+    assert boto3_key == proxy.keys()[0] and pod_identity_pod.call_count == 1  # one fetch for both
+    data = pickle.dumps(session)
+    assert pickle.loads(data) is session
+
+
+def test_after_install_with_a_chained_role_aio_session_is_that_role(fake_env, irsa_env, monkeypatch):
+    """install(assume_role=T) then aio_session(): T's credentials, not the source role's."""
+    from irsa_testing.chainsts import ChainSTS
+
+    target = "arn:aws:iam::444455556666:role/cross/reader"
+    with ChainSTS(trust={target: {"principals": [ROLE_ARN]}}) as sts:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.url)
+        installed = irsa_session.install(assume_role=target)
+        session = irsa_session.aio_session()
+        credentials = run(session.get_credentials())
+        frozen = run(credentials.get_frozen_credentials())
+        assert frozen.access_key == installed.get_credentials().get_frozen_credentials().access_key
+        assert sts.key(frozen.access_key)["role_arn"] == target
+        assert [call["action"] for call in sts.calls] == ["AssumeRoleWithWebIdentity", "AssumeRole"]
+        # A chained AioCredentials pickles as the chain's settings and comes back as itself.
+        data = pickle.dumps(credentials)
+        assert pickle.loads(data) is credentials
+        assert_clean([data], secrets_of(sts, token_files=[irsa_env]))

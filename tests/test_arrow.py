@@ -115,9 +115,8 @@ def test_rebuilt_when_credentials_refresh_while_open_streams_finish_on_theirs(
     head = stream.read(1024)
     first = fake_env.issued[0]["access_key"]
     credentials = fs.handler.credentials
-    wait = (credentials.refresh_at.timestamp() - time.time()) + 0.1
-    assert 0 < wait < 12
-    time.sleep(wait)
+    while time.time() <= credentials.refresh_at.timestamp():  # until the refresh is due
+        time.sleep(0.05)
 
     assert fs.get_file_info(path).size == len(BLOB)  # a new call: new credentials, new native fs
     second = fake_env.issued[-1]["access_key"]
@@ -289,3 +288,72 @@ def test_the_data_stack_example_runs_end_to_end(tmp_path):
     keys = int(requests.split("signed by ")[1].split(" key")[0])
     calls = int([line for line in out.stdout.splitlines() if line.startswith("STS calls:")][0].split()[2])
     assert keys == calls >= 2  # one STS call per process: the driver and each Ray worker used
+
+
+def test_in_a_pod_identity_pod_the_filesystem_uses_the_agent_s_credentials(moto_server, bucket, tmp_path, monkeypatch):
+    from irsa_testing.agent import FakeAgent
+    from irsa_testing.s3proxy import S3Proxy
+    from irsa_testing.tokens import make_token
+
+    path = tmp_path / "eks-pod-identity-token"
+    path.write_text(make_token(aud=["pods.eks.amazonaws.com"]))
+    with FakeAgent(expect_token=lambda: path.read_text().strip()) as agent:
+        with S3Proxy(moto_server.url, lambda: agent.issued) as proxy:
+            monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.url)
+            monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(path))
+            monkeypatch.setenv("AWS_REGION", "us-east-1")
+            fs = irsa_session.arrow_filesystem(endpoint_override=proxy.url)
+            assert isinstance(fs, pafs.PyFileSystem)  # not pyarrow's own chain
+            assert fs.get_file_info("%s/raw/blob.bin" % bucket).size == len(BLOB)
+            assert proxy.keys() == [agent.issued[0]["access_key"]] and agent.call_count == 1
+            assert [s.verdict for s in proxy.seen] == ["ok"] * len(proxy.seen)
+            assert pickle.loads(pickle.dumps(fs)).equals(fs)
+
+
+def test_after_install_with_a_chained_role_the_filesystem_is_that_role(proxy, bucket, fake_env, monkeypatch):
+    from irsa_testing.chainsts import ChainSTS
+
+    target = "arn:aws:iam::444455556666:role/cross/reader"
+    with ChainSTS(trust={target: {"principals": [ROLE_ARN]}}) as sts:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.url)
+        proxy.issued = lambda: sts.issued
+        irsa_session.install(assume_role=target)
+        fs = irsa_session.arrow_filesystem(endpoint_override=proxy.url, region="us-east-1")
+        assert fs.get_file_info("%s/raw/blob.bin" % bucket).size == len(BLOB)
+        (key,) = proxy.keys()
+        assert sts.key(key)["role_arn"] == target
+        assert pickle.loads(pickle.dumps(fs)).equals(fs)
+
+
+@pytest.mark.parametrize("left, min_life", [(5, None), (7, 9)])
+def test_a_stream_opens_with_credentials_that_outlive_it(proxy, bucket, fake_env, left, min_life):
+    """12-second credentials: a stream opened with 5 s of them left would read on an
+    expired key; it opens on credentials with half their life left (6 s), or with
+    stream_min_life (9 s) where 7 s would be enough for the default."""
+    fake_env.set_mode(duration=12, honor_duration=False)
+    options = {} if min_life is None else {"stream_min_life": min_life}
+    fs = irsa_session.arrow_filesystem(endpoint_override=proxy.url, **options)
+    path = "%s/raw/blob.bin" % bucket
+    assert fs.get_file_info(path).size == len(BLOB)
+    first = fake_env.issued[0]
+    while first["expiration"] - time.time() > left:
+        time.sleep(0.05)
+    stream = fs.open_input_file(path)
+    read = []
+    while time.time() < first["expiration"] + 1.5:  # reads on past the first key's expiry
+        read.append(stream.read(1024))
+        time.sleep(0.1)
+    stream.close()
+    assert [s.verdict for s in proxy.seen] == ["ok"] * len(proxy.seen)
+    second = fake_env.issued[1]["access_key"]
+    gets = [s.access_key for s in proxy.seen if s.method == "GET"]
+    assert gets and set(gets) == {second}  # every read on the key the stream opened with
+    assert len(fake_env.calls) == 2
+    assert pickle.loads(pickle.dumps(fs)).equals(fs)
+
+
+def test_stream_min_life_is_checked(irsa_env):
+    for bad in (-1, "ten", True, 50000):
+        with pytest.raises(ConfigError) as caught:
+            irsa_session.arrow_filesystem(stream_min_life=bad)
+        assert "stream_min_life" in str(caught.value)

@@ -1,6 +1,7 @@
 """The node-wide cache: one STS call per refresh across processes, and nothing trusted blindly."""
 
 import json
+import logging
 import os
 import stat
 import subprocess
@@ -13,7 +14,7 @@ from irsa_session import ConfigError, assumed_role_session, cache, config, sts, 
 from irsa_session.credentials import ADVISORY, Credentials
 from irsa_testing import ROLE_ARN
 from irsa_testing.clock import FakeClock
-from irsa_testing.processes import in_flight
+from irsa_testing.processes import in_child, in_flight
 from irsa_testing.tokens import make_token
 
 pytestmark = pytest.mark.skipif(not cache.available(), reason="needs fcntl file locks")
@@ -82,15 +83,44 @@ def test_damaged_entries_are_ignored_and_replaced(fake_sts, token_file, tmp_path
     assert json.loads(path.read_text())["access_key"] == issued.access_key
 
 
-def test_a_directory_others_can_read_is_not_used(fake_sts, token_file, tmp_path, caplog):
-    directory = tmp_path / "shared"
+@pytest.mark.parametrize("mode", [0o777, 0o2777, 0o755])
+def test_a_fresh_emptydir_works_through_a_private_directory_inside_it(fake_sts, token_file, tmp_path, caplog, mode):
+    """A kubelet emptyDir is 0777 (2777 with an fsGroup): four processes make one STS call."""
+    directory = tmp_path / "emptydir"
     directory.mkdir()
-    os.chmod(str(directory), 0o755)
-    node_cache(fake_sts, token_file, directory)()
-    node_cache(fake_sts, token_file, directory)()
-    assert fake_sts.call_count == 2
-    assert entries(directory) == []
-    assert "must be a directory of mode 0700" in caplog.text
+    os.chmod(str(directory), mode)
+    keys = [in_child(lambda: node_cache(fake_sts, token_file, directory)().access_key) for _ in range(4)]
+    assert fake_sts.call_count == 1
+    assert keys == [fake_sts.issued[0]["access_key"]] * 4
+    inner = directory / (".irsa-session-%d" % os.getuid())
+    assert stat.S_IMODE(os.stat(str(inner)).st_mode) & 0o777 == 0o700  # (2700 under a setgid parent)
+    assert len(entries(inner)) == 1 and entries(directory) == []
+    assert stat.S_IMODE(os.stat(str(directory)).st_mode) == mode  # left as the kubelet made it
+    assert "node cache" not in caplog.text
+
+
+@pytest.mark.parametrize("planted", ["another user's directory", "a symlink", "a loose directory"])
+def test_a_private_directory_someone_else_could_change_is_refused(fake_sts, token_file, tmp_path, caplog, planted):
+    directory = tmp_path / "emptydir"
+    directory.mkdir()
+    os.chmod(str(directory), 0o777)
+    inner = directory / (".irsa-session-%d" % os.getuid())
+    if planted == "a symlink":
+        (tmp_path / "theirs").mkdir(mode=0o700)
+        os.symlink(str(tmp_path / "theirs"), str(inner))
+    else:
+        inner.mkdir()
+        os.chmod(str(inner), 0o700 if planted == "another user's directory" else 0o770)
+        if planted == "another user's directory":
+            if os.getuid() != 0:
+                pytest.skip("needs root to make a directory another user owns")
+            os.chown(str(inner), 65534, 65534)
+    with caplog.at_level(logging.WARNING, logger="irsa_session.cache"):
+        for _ in range(3):
+            node_cache(fake_sts, token_file, directory)()
+    assert fake_sts.call_count == 3  # nothing shared through it
+    assert not any(name.endswith(".json") for _, _, names in os.walk(str(tmp_path)) for name in names)
+    assert caplog.text.count("is unusable") == 3  # once per process (each cache here is one)
 
 
 def test_an_entry_serves_only_the_token_that_made_it(fake_sts, tmp_path):
@@ -248,3 +278,30 @@ def test_a_forked_child_does_not_keep_the_lock(fake_sts, token_file, tmp_path):
         os.waitpid(pid, 0)
     assert fake_sts.call_count == 2
     assert waited < 2.0, "waited %.1f s for a lock the forked child kept" % waited
+
+
+@pytest.mark.parametrize("planted", ["fifo", "device", "huge file", "fifo lock", "device lock"])
+def test_a_fifo_device_or_huge_file_in_the_cache_is_skipped_not_read(fake_sts, token_file, tmp_path, caplog, planted):
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o700)
+    fetch = node_cache(fake_sts, token_file, directory)
+    path = fetch._entry_path()
+    target = path + ".lock" if planted.endswith("lock") else path
+    if planted.startswith("fifo"):
+        os.mkfifo(target, 0o600)
+    elif planted.startswith("device"):
+        if os.getuid() != 0:
+            pytest.skip("needs root to make a device node")
+        os.mknod(target, 0o600 | stat.S_IFCHR, os.makedev(1, 5))  # what /dev/zero is
+    else:
+        with open(target, "wb") as handle:
+            handle.truncate(64 * 1024 * 1024)  # sparse: 64 MiB of zeros
+        os.chmod(target, 0o600)
+    got = []
+    with caplog.at_level(logging.WARNING, logger="irsa_session.cache"):
+        worker = threading.Thread(target=lambda: got.append(fetch()), daemon=True)
+        worker.start()
+        worker.join(5)
+    assert got, "the cache read what it should have skipped (still reading after 5 s)"
+    assert got[0].access_key == fake_sts.issued[0]["access_key"]
+    assert "node cache" in caplog.text

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import pickle
+import socket
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -725,3 +726,33 @@ def test_install_chains_from_boto3_s_default_chain_without_signing_with_itself(f
     assert done[0].access_key == fake.issued[-1]["access_key"]
     assert [signer(call) for call in calls_of(fake, AR)] == [given["access_key"]]
     assert frozen(boto3.Session()).access_key == done[0].access_key  # what unchanged code gets
+
+
+def test_a_hop_and_the_source_it_refreshes_on_the_way_share_one_deadline(clock):
+    """The hop's own call hung 10 s; then its source's refresh hangs too: the source gives
+    up by the hop's deadline (30 s from the hop's start), not 30 s from its own start."""
+    from irsa_session import source as source_module
+
+    class Hung(source_module.Source):
+        def __init__(self, inner=None):
+            super(Hung, self).__init__(None, sleep=clock.tick, monotonic=clock, deadline=30.0)
+            self.inner = inner
+
+        def _try(self, prepared):
+            clock.tick(10)  # an attempt waits out its read timeout
+            if self.inner is not None:
+                return self.inner()  # the source, refreshed to sign this hop
+            raise socket.timeout("timed out")
+
+        def _verdict(self, err, state):
+            return source_module.FAIL if isinstance(err, IrsaError) else source_module.RETRY
+
+        def _failure(self, err, prepared, attempts, elapsed):
+            return err if isinstance(err, IrsaError) else RefreshError("hung %d times" % attempts)
+
+    hop = Hung(inner=Hung())
+    started = clock()
+    with pytest.raises(RefreshError) as caught:
+        hop()
+    assert clock() - started <= 30, "the chain took %.1f s" % (clock() - started)
+    assert "30 s a fetch may take" in str(caught.value)

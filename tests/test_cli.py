@@ -19,6 +19,7 @@ import botocore.utils
 import pytest
 
 from irsa_testing import ISSUER, ROLE_ARN, SUBJECT
+from irsa_testing import sigv4
 from irsa_testing.tokens import make_token
 
 TIMEOUT = 120  # seconds for any one child; the longest path is one exchange without retries
@@ -759,22 +760,29 @@ def test_doctor_prints_each_finding_as_it_is_found(fake_env, web_token, tmp_path
 # -- EKS Pod Identity (issue 12) -----------------------------------------------------
 
 
+POD_SESSION_ARN = "arn:aws:sts::111122223333:assumed-role/kf-team-a-pod/eks-cluster-nb-7"
+
+
 @pytest.fixture
-def pod_identity(tmp_path):
-    """A fake agent on loopback and the variables EKS sets for it (IRSA unset)."""
+def pod_identity(tmp_path, fake_sts):
+    """A fake agent on loopback and the variables EKS sets for it (IRSA unset); the fake
+    STS (``agent.sts``) takes the agent's keys, as AWS does."""
     from irsa_testing.agent import FakeAgent
 
     path = tmp_path / "eks-pod-identity-token"
     path.write_text(make_token(sub="system:serviceaccount:team-a:default-editor", aud=["pods.eks.amazonaws.com"]))
     with FakeAgent(expect_token=lambda: path.read_text().strip()) as agent:
+        fake_sts.accept_keys_of(agent, POD_SESSION_ARN)
         env = dict((k, v) for k, v in os.environ.items() if k not in ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"))
         env.update(
             AWS_CONTAINER_CREDENTIALS_FULL_URI=agent.url,
             AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=str(path),
             AWS_REGION="us-west-2",
+            AWS_ENDPOINT_URL_STS=fake_sts.url,
         )
         agent.env = env
         agent.token_path = str(path)
+        agent.sts = fake_sts
         yield agent
 
 
@@ -791,6 +799,28 @@ def test_doctor_checks_the_pod_identity_agent_end_to_end(cli, pod_identity):
     for issued in pod_identity.issued:
         assert issued["secret_key"] not in result.text and issued["session_token"] not in result.text
     assert open(pod_identity.token_path).read().strip() not in result.text
+
+
+def test_doctor_ends_a_pod_identity_check_with_a_signed_call_and_says_pod_identity(cli, pod_identity):
+    fake_sts = pod_identity.sts
+    result = cli("doctor", "--json", env=pod_identity.env)
+    assert result.code == 0, result.text
+    found = result.finding("caller-identity")
+    assert found["status"] == "ok" and found["arn"] == POD_SESSION_ARN
+    assert [call["action"] for call in fake_sts.calls] == ["GetCallerIdentity"]
+    assert fake_sts.calls[0]["answered"] == "ok"  # signed by the agent's key: the fake checks
+    assert sigv4.signer(fake_sts.calls[0]["headers"]) == pod_identity.issued[-1]["access_key"]
+    text = cli("doctor", env=pod_identity.env).text
+    assert "OK: EKS Pod Identity works in this process." in text and "IRSA works" not in text
+
+
+def test_doctor_masks_a_password_in_the_agent_url(cli, pod_identity):
+    env = dict(pod_identity.env)
+    env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = pod_identity.url.replace("http://", "http://pod:pass-w0rd@")
+    for result in (cli("doctor", "--json", env=env), cli("doctor", env=env)):
+        assert result.code == 1
+        assert "pass-w0rd" not in result.text and "pod:****@" in result.text
+    assert pod_identity.calls == []
 
 
 def test_doctor_explains_a_refused_pod_identity_token(cli, pod_identity):

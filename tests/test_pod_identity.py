@@ -343,7 +343,7 @@ def test_session_uses_pod_identity_when_irsa_is_unset_deferred(pod_env, caplog):
     assert frozen(session).access_key == pod_env.issued[-1]["access_key"]
     assert session is pod_identity_session() and pod_env.call_count == 1
     assert "using EKS Pod Identity" in caplog.text
-    assert irsa_session.sessions._auto_session() is session  # resolved again: not logged again
+    assert irsa_session.sessions.resolve_source() is session  # resolved again: not logged again
     assert caplog.text.count("using EKS Pod Identity") == 1
 
 
@@ -352,7 +352,7 @@ def test_irsa_wins_when_both_are_set_and_says_so(pod_env, fake_env, caplog):
     assert frozen(irsa_session.session).access_key == fake_env.issued[-1]["access_key"]
     assert pod_env.call_count == 0
     assert "both IRSA" in caplog.text and "using IRSA" in caplog.text
-    irsa_session.sessions._auto_session()  # resolved again: not logged again
+    irsa_session.sessions.resolve_source()  # resolved again: not logged again
     assert caplog.text.count("both IRSA") == 1
 
 
@@ -489,3 +489,17 @@ def test_pod_identity_session_is_exported_with_the_signature_of_api_md():
     params = [(p.name, p.kind, p.default) for p in inspect.signature(pod_identity_session).parameters.values()]
     kw = inspect.Parameter.KEYWORD_ONLY
     assert params == [("full_uri", kw, None), ("token_file", kw, None), ("region_name", kw, None), ("cache_dir", kw, None)]
+
+
+def test_a_hung_agent_gives_up_within_the_deadline(pod_env):
+    pod_env.delay = 5.0  # accepts, then answers too late
+    agent = Agent(config.resolve_pod_identity(), retry=sts.RetryPolicy(attempts=6, base=0.2, cap=0.4),
+                  timeout=0.5, deadline=2.5)
+    started = time.monotonic()
+    with pytest.raises(RefreshError) as caught:
+        agent()
+    took = time.monotonic() - started
+    assert took <= 3.0, took
+    assert 2 <= pod_env.call_count < 6
+    assert "could not reach the EKS Pod Identity agent" in str(caught.value)
+    assert "timed out" in str(caught.value) and "IRSA_SESSION_DEADLINE" in str(caught.value)

@@ -128,3 +128,60 @@ def test_a_refresher_refuses_to_pickle():
     refresher.get()
     with pytest.raises(TypeError, match="not pickled"):
         pickle.dumps(refresher)
+
+
+def test_credentials_that_arrive_expired_are_an_error_and_are_not_fetched_at_every_use():
+    from irsa_session import RefreshError
+
+    clock = FakeClock()
+    calls = []
+
+    def fetch():
+        calls.append(clock())
+        return Issued("ASIA%016d" % len(calls), "s" * 40, "t" * 40, clock() - 120, None)
+
+    refresher = _refresh.Refresher(fetch, clock=clock)
+    errors = []
+    for _ in range(80):
+        with pytest.raises(RefreshError) as caught:
+            refresher.get()
+        errors.append(caught.value)
+    assert len(calls) == 1  # one fetch, then the cooldown
+    text = str(errors[0])
+    assert "already expired when they arrived" in text and "clock" in text and "irsa-session doctor" in text
+    assert all(str(each) == text for each in errors)
+    clock.tick(61)
+    with pytest.raises(RefreshError):
+        refresher.get()
+    assert len(calls) == 2  # after the cooldown, one more try
+
+
+def test_a_session_whose_source_hands_out_expired_credentials_says_so(fake_env):
+    from irsa_session import RefreshError, assumed_role_session
+
+    fake_env.set_mode(duration=-300, honor_duration=False)
+    credentials = assumed_role_session().get_credentials()
+    for _ in range(20):
+        with pytest.raises(RefreshError) as caught:
+            credentials.get_frozen_credentials()
+    assert fake_env.call_count == 1
+    assert "already expired when they arrived" in str(caught.value)
+
+
+def test_get_with_life_refreshes_once_for_a_caller_that_needs_longer():
+    clock = FakeClock()
+    fetch = issuer(clock, life=3600)
+    refresher = _refresh.Refresher(fetch, clock=clock)
+    first = refresher.get()
+    assert refresher.get_with_life(1800) is first  # a full hour left
+    clock.tick(1900)  # 1700 s left: not yet due, but too short for a half-hour stream
+    assert refresher.get() is first
+    second = refresher.get_with_life(1800)
+    assert second is not first and fetch.count[0] == 2
+    assert refresher.get_with_life(1800) is second and fetch.count[0] == 2
+    clock.tick(100)  # 3500 s of 3600 left
+    for _ in range(3):  # longer than credentials live: fresh ones would not help
+        assert refresher.get_with_life(7200) is second
+    assert fetch.count[0] == 2
+    clock.tick(400)  # 3100 s left: less than nine tenths of their life
+    assert refresher.get_with_life(7200) is not second and fetch.count[0] == 3

@@ -123,3 +123,66 @@ def test_values_stay_masked_however_many_credentials_a_process_holds(monkeypatch
     _redact.remember("a-later-secret-value-0000", now=1000.0 + 14 * 3600)
     assert _redact.scrub("key=%s" % first) == "key=%s" % first
     assert _redact.scrub("a-later-secret-value-0000") == "****"
+
+
+def _frame_locals(err):
+    """repr of every local of every frame in the tracebacks of ``err`` and its chain."""
+    texts = []
+    for each in chain_of(err):
+        tb = each.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == __file__:  # the test's own frame
+                tb = tb.tb_next
+                continue
+            for name, value in tb.tb_frame.f_locals.items():
+                try:
+                    texts.append("%s=%r" % (name, value))
+                except Exception:  # a repr that fails shows nothing
+                    pass
+            tb = tb.tb_next
+    return texts
+
+
+@pytest.mark.parametrize("answer", ["truncated", "malformed", "odd values", "AccessDenied"])
+def test_no_frame_of_a_raised_error_s_traceback_holds_a_secret(fake_env, answer):
+    """Sentry and rich print the locals of every frame: none may hold the token or keys."""
+    if answer == "truncated":
+        fake_env.truncated_next(3)
+    elif answer == "malformed":
+        fake_env.malformed_next(3)
+    elif answer == "odd values":
+        fake_env.odd_values_next(3, secret_key="wJalrXUtnFEMI/K7MDENG\nAWS_PROFILE=evil")
+    else:
+        fake_env.fail_next(3, "AccessDenied")
+    settings = config.resolve()
+    credentials = Credentials(sts.Exchange(settings, retry=FAST), settings=settings)
+    with pytest.raises(IrsaError) as caught:
+        credentials.get_frozen_credentials()
+    texts = _frame_locals(caught.value)
+    assert texts, "no frame to look at"
+    assert_clean(texts, secrets_of(fake_env), what="the locals of the traceback's frames")
+
+
+def test_no_frame_of_a_token_file_error_holds_the_token(fake_env, tmp_path):
+    token = make_token()
+    path = tmp_path / "token"
+    path.write_bytes(token.encode() + b"\xff")  # not UTF-8: the reader held the bytes
+    with pytest.raises(IrsaError) as caught:
+        assumed_role_session(token_file=str(path)).get_credentials().get_frozen_credentials()
+    assert_clean(_frame_locals(caught.value), [token], what="the locals of the traceback's frames")
+
+
+def test_url_encoded_secrets_are_masked_in_any_record(fake_env, capture):
+    """A secret can reach a record URL-encoded, with no field name around it (a URL in an
+    error of some library): the values the library learnt are masked in that form too."""
+    import logging
+    from urllib.parse import quote
+
+    settings = config.resolve()
+    Credentials(sts.Exchange(settings, retry=FAST), settings=settings).get_frozen_credentials()
+    secrets = secrets_of(fake_env)
+    assert any(quote(secret, safe="") != secret for secret in secrets)  # "/" and "+" in keys
+    for secret in secrets:
+        logging.getLogger("botocore.endpoint").debug("retrying https://example.invalid/x?v=%s", quote(secret, safe=""))
+        logging.getLogger("urllib3.connectionpool").debug("GET /k?sig=%s 403", quote(secret, safe=""))
+    assert_clean(capture.lines, secrets)

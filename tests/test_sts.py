@@ -2,12 +2,13 @@
 
 import datetime
 import socket
+import time
 
 import botocore.credentials
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from irsa_session import RefreshError, TokenFileError, config, sts
+from irsa_session import ConfigError, RefreshError, TokenFileError, config, sts
 from irsa_session.errors import IrsaError
 from irsa_testing import ISSUER, ROLE_ARN, SUBJECT
 from irsa_testing.tokens import make_token
@@ -360,3 +361,53 @@ def test_a_loopback_endpoint_is_reached_directly_never_through_a_proxy(fake_env,
         assert proxy.seen == []
     assert frozen.access_key == fake_env.issued[0]["access_key"]
     assert fake_env.call_count == 1
+
+
+# -- a hung endpoint: one deadline for the whole fetch -------------------------------
+
+
+def test_a_hung_sts_gives_up_within_the_deadline_and_says_what_hung(fake_sts, token_file):
+    """STS accepts the connection and never answers: each attempt waits out its read
+    timeout, and no attempt starts that could not end before the deadline."""
+    fake_sts.set_mode(delay=60)
+    settings = config.resolve(role_arn=ROLE_ARN, token_file=token_file, sts_endpoint_url=fake_sts.url, environ={})
+    exchange = sts.Exchange(
+        settings,
+        client_factory=lambda s: sts._compat.sts_client(s.sts_endpoint_url, "us-east-1", 0.5, 0.5),
+        retry=sts.RetryPolicy(attempts=6, base=0.2, cap=0.4),
+        deadline=2.5,
+    )
+    exchange.attempt_timeout = 1.0  # connect and read, as the client above has them
+    started = time.monotonic()
+    with pytest.raises(RefreshError) as caught:
+        exchange()
+    took = time.monotonic() - started
+    assert took <= 2.5 + 0.5, "the fetch took %.1f s past its 2.5 s deadline" % took
+    assert 2 <= fake_sts.call_count < 6  # it retried while attempts still fit, then stopped
+    text = str(caught.value)
+    assert "could not reach STS at %s" % fake_sts.url in text and "Timeout" in text
+    assert "2.5 s a fetch may take (IRSA_SESSION_DEADLINE)" in text
+
+
+def test_the_deadline_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("IRSA_SESSION_DEADLINE", "45")
+    assert sts.Exchange(config.resolve(role_arn=ROLE_ARN, token_file="/t", environ={})).deadline == 45.0
+    for bad in ("soon", "5", "99999"):
+        monkeypatch.setenv("IRSA_SESSION_DEADLINE", bad)
+        with pytest.raises(ConfigError) as caught:
+            sts.Exchange(config.resolve(role_arn=ROLE_ARN, token_file="/t", environ={}))
+        assert "IRSA_SESSION_DEADLINE=%r" % bad in str(caught.value)
+
+
+def test_a_session_on_a_hung_sts_gives_up_within_the_deadline(fake_env, monkeypatch):
+    """Through the public API, with the client's own timeouts (10 s read): 20 s at most."""
+    from irsa_session import assumed_role_session
+
+    monkeypatch.setenv("IRSA_SESSION_DEADLINE", "20")
+    fake_env.set_mode(delay=60)
+    started = time.monotonic()
+    with pytest.raises(RefreshError) as caught:
+        assumed_role_session().get_credentials().get_frozen_credentials()
+    took = time.monotonic() - started
+    assert took <= 20.5, took
+    assert "20 s a fetch may take" in str(caught.value)

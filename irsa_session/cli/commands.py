@@ -133,9 +133,9 @@ def chain_options(args):
 
 def chain_source(args):
     """The session that signs --assume-role: IRSA, else EKS Pod Identity, as for the session."""
-    from ..sessions import _auto_session
+    from ..sessions import resolve_source
 
-    source = _auto_session(**irsa_options(args))
+    source = resolve_source(**irsa_options(args))
     if source._irsa_settings is None:
         raise ConfigError(
             "--assume-role needs credentials to sign with: neither IRSA (%s and %s) nor EKS "

@@ -104,6 +104,15 @@ def doctor(
     run_checks(sources.credential_sources, sources.botocore_support)
     if (probe.role_arn is None or probe.path is None) and sources.pod_identity_set(env):
         run_checks(sources.pod_identity, sources.pod_identity_token, sources.pod_identity_agent)
+        if probe.issued is not None:  # the agent's credentials, signing a call as IRSA's do
+            try:
+                probe.settings = config.resolve(
+                    region_name=region_name, sts_endpoint_url=sts_endpoint_url, environ=env
+                )
+            except ConfigError as err:
+                add(finding("settings", FAIL, str(err), "fix the setting it names"))
+                return findings
+            run_checks(_caller_identity, _clock_skew)
         return findings
     run_checks(tokens.token_file, tokens.token_claims, _role_arn, _sts_endpoint)
     blockers = [found["check"] for found in findings[2:] if found["status"] in (FAIL, SKIPPED)]

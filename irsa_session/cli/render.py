@@ -41,7 +41,8 @@ def render(found):
 
 def verdict(findings, ok):
     if ok:
-        return "\nOK: IRSA works in this process.\n"
+        pod_identity = any(found["check"].startswith("pod-identity") for found in findings)
+        return "\nOK: %s works in this process.\n" % ("EKS Pod Identity" if pod_identity else "IRSA")
     failed = [found["check"] for found in findings if found["status"] == FAIL]
     return "\nPROBLEMS: %s failed.\n" % ", ".join(failed)
 

@@ -1,6 +1,7 @@
 """The doctor's checks of credential sources: which are set, which wins, EKS Pod Identity."""
 
 import os
+import time
 import platform
 
 import botocore
@@ -84,7 +85,7 @@ def credential_sources(probe):
             "EKS Pod Identity: %s=%s, %s %s"
             % (
                 CONTAINER_FULL_URI,
-                env.get(CONTAINER_FULL_URI, "(unset)"),
+                config.shown_url(env.get(CONTAINER_FULL_URI, "(unset)")),
                 CONTAINER_TOKEN_FILE,
                 "is set" if is_set(env, CONTAINER_TOKEN_FILE) else "is unset",
             )
@@ -235,7 +236,7 @@ def _botocore_chain(env, irsa=False, pod_identity=False):
         "custom-process": profile.get("credential_process")
         and "the profile's credential_process (%s)" % profile.get("credential_process"),
         "config-file": profile.get("aws_access_key_id") and "the profile's keys in the config file",
-        "container-role": container and "the container credentials endpoint (%s)" % container,
+        "container-role": container and "the container credentials endpoint (%s)" % config.shown_url(container),
     }
     disabled = env.get(METADATA_DISABLED, "").strip().lower() == "true"
     if disabled and hasattr(botocore.utils, "IMDSFetcher"):
@@ -299,10 +300,10 @@ def pod_identity(probe):
     return finding(
         "pod-identity", OK,
         "the agent at %s; token from %s" % (
-            settings.full_uri,
+            config.shown_url(settings.full_uri),
             settings.token_file or (config.CONTAINER_TOKEN if settings.literal_token else "nowhere"),
         ),
-        url=settings.full_uri,
+        url=config.shown_url(settings.full_uri),
     )
 
 
@@ -347,6 +348,7 @@ def pod_identity_agent(probe):
             "pod-identity-agent", FAIL, _redact.scrub(detail), "do what the message says",
             attempts=getattr(err, "attempts", None),
         )
+    probe.issued, probe.answered, probe.exchange = issued, time.time(), agent
     return finding(
         "pod-identity-agent", OK,
         "the agent issued credentials: access key id %s, account %s, expiring %s (%s); %d call%s"

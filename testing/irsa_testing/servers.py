@@ -266,6 +266,7 @@ class FakeSTS(RecordingServer):
         """Configure the answers; call start() to listen."""
         self.clock = clock or _now
         self.max_skew = max_skew
+        self._issuers = []
         self._request = threading.local()
         self.duration = duration
         self.honor_duration = honor_duration
@@ -337,7 +338,18 @@ class FakeSTS(RecordingServer):
         for creds in self.issued:
             if creds["access_key"] == access_key:
                 return creds
+        for issuer, arn in list(self._issuers):
+            for creds in issuer.issued:
+                if creds["access_key"] == access_key:
+                    account = arn.split(":")[4]
+                    return dict(creds, arn=arn, account=account,
+                                assumed_role_id="AROAISSUER:" + arn.rsplit("/", 1)[-1])
         return None
+
+    def accept_keys_of(self, issuer, arn):
+        """Take the keys ``issuer`` (an EKS Pod Identity agent's stand-in) hands out as
+        issued here, for the assumed-role session ``arn``, as AWS does."""
+        self._issuers.append((issuer, arn))
 
     def _verify(self, headers):
         """(the issued record of the signing key, None), or (None, a failure answer)."""
