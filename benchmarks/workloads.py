@@ -147,19 +147,87 @@ def w3_day(impl, threads, hours):
         time.time = real_time
 
 
+def w7_soak(impl, threads, seconds, life):
+    """Signed S3 requests from ``threads`` threads for ``seconds``, across refreshes of
+    ``life``-second credentials; the latency of each, and the requests that failed.
+
+    botocore's own provider gets its refresh windows scaled to the credentials'
+    life as irsa_session's are (a quarter and a sixth of it), so both refresh at
+    the same points of a short life.  S3 is the loopback proxy in IRSA_BENCH_S3,
+    which refuses a key that STS did not issue or that has expired.
+    """
+    import botocore.credentials
+
+    if impl == "botocore":
+        botocore.credentials.RefreshableCredentials._advisory_refresh_timeout = life / 4.0
+        botocore.credentials.RefreshableCredentials._mandatory_refresh_timeout = life / 6.0
+    session = make_session(impl)
+    s3 = session.client("s3", endpoint_url=os.environ["IRSA_BENCH_S3"], region_name="us-east-1")
+    s3.get_object(Bucket="soak", Key="k")["Body"].read()  # first use, not timed
+    waits = []  # how long each request's signer waited for its credentials
+    credentials = s3._request_signer._credentials
+    frozen = credentials.get_frozen_credentials
+
+    def timed_frozen():
+        started = time.perf_counter()
+        try:
+            return frozen()
+        finally:
+            waits.append(time.perf_counter() - started)
+
+    credentials.get_frozen_credentials = timed_frozen
+    latencies, failures = [], []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def reader():
+        mine, failed = [], 0
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                s3.get_object(Bucket="soak", Key="k")["Body"].read()
+            except Exception:  # counted: the target is none
+                failed += 1
+            mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+            failures.append(failed)
+
+    pool = [threading.Thread(target=reader) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    ms = sorted(value * 1e3 for value in latencies)
+    wait_ms = sorted(value * 1e3 for value in waits)
+    return {
+        "requests": len(ms),
+        "failed": sum(failures),
+        "median_ms": ms[len(ms) // 2],
+        "p999_ms": ms[min(len(ms) - 1, int(len(ms) * 0.999))],
+        "max_ms": ms[-1],
+        "wait_median_ms": wait_ms[len(wait_ms) // 2],
+        "wait_max_ms": wait_ms[-1],
+    }
+
+
 WORKLOADS = {"W1": w1_frozen, "W2": w2_clients, "W4": w4_sessions}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("workload", choices=sorted(WORKLOADS) + ["W3"])
+    parser.add_argument("workload", choices=sorted(WORKLOADS) + ["W3", "W7"])
     parser.add_argument("impl", choices=["irsa", "botocore", "workaround"])
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--hours", type=int, default=24)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--life", type=float, default=20)
     args = parser.parse_args()
     if args.workload == "W3":
         result = w3_day(args.impl, args.threads, args.hours)
+    elif args.workload == "W7":
+        result = w7_soak(args.impl, args.threads, args.seconds, args.life)
     else:
         result = WORKLOADS[args.workload](args.impl, args.iterations)
     print(json.dumps(result))

@@ -10,7 +10,7 @@ from aiobotocore.credentials import AioCredentialResolver, AioRefreshableCredent
 from aiobotocore.session import AioSession
 from botocore.credentials import CredentialProvider
 
-from . import _compat, _fork, sessions
+from . import _compat, _expired, _fork, sessions
 
 __all__ = ["AioCredentials", "Provider", "Session", "view", "for_session", "join_chain"]
 
@@ -155,6 +155,7 @@ class Session(AioSession):
                 "credential_provider",
                 AioCredentialResolver(providers=[Provider(view(credentials))]),
             )
+            _expired.watch(self, credentials, aio=True)
         if region_name:
             self.set_config_variable("region", region_name)
         self._irsa_source = source if credentials is not None else None
@@ -212,3 +213,4 @@ def join_chain(resolver, credentials, session):
     and a chosen profile still win; container and instance metadata come after.
     """
     _compat.place_provider(resolver.providers, Provider(view(credentials)), session)
+    _expired.watch(session, credentials, aio=True)

@@ -17,7 +17,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials, RefreshableCredentials
 
-from . import _fork
+from . import _expired, _fork
 
 __all__ = [
     "ReadOnlyCredentials",
@@ -433,6 +433,7 @@ def put_first_in_default_chain(credentials):
             installed = _chain["credentials"]
             if installed is not None and not getattr(session, OWN_CHAIN, False):
                 place_provider(resolver.providers, Provider(installed), session)
+                _expired.watch(session, installed)  # clients made next copy its handlers
             return resolver
 
         create_credential_resolver.__wrapped__ = original

@@ -12,9 +12,12 @@ The rule, for credentials that live ``life`` seconds and expire at ``expiry``:
 * with ``jitter``, each refresher starts its advisory refreshes at a random
   moment in the first third of the advisory window, drawn anew for each set of
   credentials, so that a fleet started together does not refresh in step;
-* in the advisory window one caller tries once while the others keep the
-  current credentials; a failed try waits a cooldown (at most a minute, at
-  least five tries per window) before the next;
+* in the advisory window the refresh runs on the process's background thread
+  (:mod:`irsa_session._background`) while every caller keeps the current
+  credentials (with ``background=False``, or where no thread can start, one
+  caller tries once while the others keep them); a failed try waits a
+  cooldown (at most a minute, at least five tries per window) before the next;
+  credentials no caller asks for in their advisory window are not refreshed;
 * in the mandatory window callers wait for one shared refresh, and get its
   error if it fails (one STS call per refresh, not one per waiting caller).
 """
@@ -24,6 +27,7 @@ import logging
 import threading
 import time
 
+from . import _background
 from .errors import RefreshError
 
 __all__ = ["ADVISORY", "MANDATORY", "JITTER_SHARE", "advisory_span", "windows", "Refresher"]
@@ -68,19 +72,24 @@ class Refresher(object):
     (default ``fetch``) is used in the advisory window, where a quicker, single
     try suits.  ``freeze(issued)`` makes the snapshot that readers get.
     ``clock()`` returns seconds since the epoch; ``jitter()`` a number in
-    [0, 1) (``random.random``), or None for no jitter.  Nothing is fetched until
-    :meth:`get` is first called.  While no refresh is due, :meth:`get` is one
-    clock call and one comparison.
+    [0, 1) (``random.random``), or None for no jitter.  ``background``: make
+    advisory refreshes on the background thread, so no caller waits for them.
+    Nothing is fetched until :meth:`get` is first called.  While no refresh is
+    due, :meth:`get` is one clock call and one comparison.
     """
 
-    def __init__(self, fetch, advisory_fetch=None, freeze=None, clock=_wall_clock, jitter=None):
+    def __init__(self, fetch, advisory_fetch=None, freeze=None, clock=_wall_clock, jitter=None,
+                 background=False):
         self.fetch = fetch
+        self.background = background
+        self._pending = False  # a background try is queued or running
         self.advisory_fetch = advisory_fetch or fetch
         self.clock = clock
         self._freeze = freeze or (lambda issued: issued)
         self._jitter = jitter
         self.lock = threading.Lock()
         self.current = None  # the frozen snapshot, None until the first fetch
+        self.generation = 0  # counts the sets of credentials stored
         self.account_id = None  # of the current credentials, where the source says
         self.expiry = 0.0
         self.life = 0.0  # seconds the current credentials lived when they were issued
@@ -126,6 +135,13 @@ class Refresher(object):
                 self._attempt(mandatory=True)
             return self.current
 
+    def refresh_expired(self, generation):
+        """A service refused set ``generation`` as expired: refresh now, once for every
+        caller that saw that set (a later set is taken to be good)."""
+        with self.lock:
+            if self.generation == generation and self.clock() >= self._stale_until:
+                self._attempt(mandatory=True)
+
     def due(self, refresh_in=None):
         """Whether a refresh is due now, or (``refresh_in``) within that many seconds of expiry."""
         if self.current is None:
@@ -150,17 +166,14 @@ class Refresher(object):
         self._fresh_until = start
 
     def refresh(self):
-        """Refresh if one is due: advisory, one caller tries; mandatory, all wait for one."""
+        """Refresh if one is due: advisory, in the background (or one caller tries);
+        mandatory, all wait for one."""
         now = self.clock()
         if now < self._fresh_until:
             return
         if now < self._due_at:
-            if self.lock.acquire(False):
-                try:
-                    if self.clock() >= self._fresh_until:
-                        self._attempt(mandatory=False)
-                finally:
-                    self.lock.release()
+            if not (self.background and self._in_background()):
+                self._advisory_here()
             return
         seen = self._flights
         with self.lock:
@@ -183,9 +196,40 @@ class Refresher(object):
                 ) from self._last_error
             self._attempt(mandatory=True)
 
+    def _advisory_here(self):
+        """One caller tries once, on its own thread; the others go on."""
+        if self.lock.acquire(False):
+            try:
+                if self.clock() >= self._fresh_until:
+                    self._attempt(mandatory=False)
+            finally:
+                self.lock.release()
+
+    def _in_background(self):
+        """Hand the advisory try to the background thread (once); False if none can start."""
+        if self._pending:
+            return True
+        self._pending = True
+        try:
+            _background.submit(self._background_try)
+        except RuntimeError:  # the interpreter is exiting: no new thread
+            self._pending = False
+            return False
+        return True
+
+    def _background_try(self):
+        try:
+            with self.lock:
+                if self.clock() >= self._fresh_until:  # nobody refreshed meanwhile
+                    self._attempt(mandatory=False)
+        finally:
+            self._pending = False
+
     def after_fork(self):
-        """In a forked child: a lock of its own, and the source's connections dropped."""
+        """In a forked child: a lock of its own, no background try of the parent's, and
+        the source's connections dropped."""
         self.lock = threading.Lock()
+        self._pending = False
         reset = getattr(self.fetch, "reset", None)
         if reset is not None:
             reset()
@@ -231,6 +275,7 @@ class Refresher(object):
     def _store(self, issued):
         now = self.clock()
         self.current = self._freeze(issued)
+        self.generation += 1
         self.account_id = issued.account_id
         self.life = max(issued.expiry - (issued.issued_at or now), 0.0)
         self._spans = windows(self.life)

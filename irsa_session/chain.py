@@ -523,14 +523,14 @@ class ChainCredentials(Credentials):
     """Credentials of one hop; they pickle as the chain's settings."""
 
     @classmethod
-    def build(cls, settings, source, clock=None, jitter=None, **options):
+    def build(cls, settings, source, clock=None, jitter=None, background=False, **options):
         """New credentials (not in the registry); ``options`` go to :class:`AssumeRole`."""
         fetch = AssumeRole(settings, source, **options)
         extra = {"clock": clock} if clock is not None else {}
         # Valid credentials are still in hand in the advisory window: one try there.
         return cls(
             fetch, settings=settings, advisory_fetch=functools.partial(fetch, attempts=1),
-            jitter=jitter, **extra
+            jitter=jitter, background=background, **extra
         )
 
     def __reduce__(self):
@@ -568,7 +568,7 @@ def _session_for(settings, source=None):
         found = registry.sessions.get(key)
         if found is None:
             _redact.install()
-            credentials = ChainCredentials.build(settings, source, jitter=random.random)
+            credentials = ChainCredentials.build(settings, source, jitter=random.random, background=True)
             found = ChainSession(settings, credentials, source, region_name=settings.region_name)
             registry.sessions[key] = found
         return found

@@ -22,7 +22,8 @@ class Credentials(_compat.Refreshable):
     until the credentials are first used; when and how they refresh is
     :mod:`irsa_session._refresh`'s rule.  ``advisory_fetch`` (default ``fetch``)
     is used in the advisory window, ``clock`` returns seconds since the epoch,
-    ``jitter`` spreads the advisory start (see :class:`~irsa_session._refresh.Refresher`).
+    ``jitter`` spreads the advisory start and ``background`` makes advisory refreshes
+    on the background thread (see :class:`~irsa_session._refresh.Refresher`).
     ``settings`` are what the credentials pickle as, and :attr:`rebuild` (set by the
     layer that builds them) makes them anew from those in the receiving process;
     without both they refuse to pickle.
@@ -33,10 +34,11 @@ class Credentials(_compat.Refreshable):
 
     def __init__(
         self, fetch, clock=_refresh._wall_clock, method="irsa-session", settings=None,
-        advisory_fetch=None, jitter=None,
+        advisory_fetch=None, jitter=None, background=False,
     ):
         refresher = _refresh.Refresher(
-            fetch, advisory_fetch=advisory_fetch, freeze=_compat.freeze, clock=clock, jitter=jitter
+            fetch, advisory_fetch=advisory_fetch, freeze=_compat.freeze, clock=clock, jitter=jitter,
+            background=background,
         )
         super(Credentials, self).__init__(refresher, method)
         self.settings = settings

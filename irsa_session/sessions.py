@@ -15,7 +15,7 @@ import boto3
 import boto3.session
 import botocore.session
 
-from . import _compat, _fork, _redact, config
+from . import _compat, _expired, _fork, _redact, config
 from .credentials import Credentials
 from .errors import ConfigError
 from .sts import Exchange
@@ -50,6 +50,7 @@ class Session(boto3.session.Session):
         if credentials is not None:
             _compat.use_credentials(botocore_session, credentials)
             _compat.offer_for_sts(botocore_session)
+            _expired.watch(botocore_session, credentials)
         else:
             # The fallback resolves botocore's own chain, never what install() put in
             # it: a chain signed with this session would otherwise sign with itself.
@@ -164,7 +165,7 @@ def _credentials_for(settings):
             # try there, and the cooldown spaces the next; no retry sleeps.
             found = Credentials(
                 fetch, settings=settings, advisory_fetch=functools.partial(fetch, attempts=1),
-                jitter=random.random,
+                jitter=random.random, background=True,
             )
             _registry.credentials[settings] = found
         return found

@@ -505,3 +505,30 @@ def test_after_install_with_a_chained_role_aio_session_is_that_role(fake_env, ir
         data = pickle.dumps(credentials)
         assert pickle.loads(data) is credentials
         assert_clean([data], secrets_of(sts, token_files=[irsa_env]))
+
+
+# -- a service's ExpiredToken: one refresh, one retry (issue 23) -------------------------
+
+
+@pytest.mark.parametrize("how", ["aio_session", "install"])
+def test_s3fs_sees_no_failure_when_the_service_refuses_credentials_early(moto_server, bucket, fake_env, how):
+    """The proxy's clock runs 2.5 s ahead: it refuses 6-second credentials for the last
+    2.5 s of their life, while the library takes them for valid until 1.5 s before
+    expiry.  s3fs asks HEAD first, whose 400 has no body to name ExpiredToken."""
+    from irsa_testing.s3proxy import S3Proxy
+
+    fake_env.set_mode(duration=6, honor_duration=False)
+    with S3Proxy(moto_server.url, lambda: fake_env.issued, clock=lambda: time.time() + 2.5) as ahead:
+        if how == "install":
+            install()
+            fs = s3fs.S3FileSystem(endpoint_url=ahead.url)
+        else:
+            fs = s3fs.S3FileSystem(session=irsa_session.aio_session(), endpoint_url=ahead.url)
+        deadline = time.monotonic() + 14
+        while time.monotonic() < deadline:
+            assert fs.cat("%s/raw/readings.csv" % bucket) == CSV  # never fails
+            time.sleep(0.05)
+        verdicts = [s.verdict for s in ahead.seen]
+    assert "ExpiredToken" in verdicts, "the service never refused a key early: the test proves nothing"
+    assert set(verdicts) <= {"ok", "ExpiredToken"}
+    assert fake_env.call_count == len(fake_env.issued) <= len(set(s.access_key for s in ahead.seen)) + 1
