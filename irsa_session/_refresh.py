@@ -79,8 +79,9 @@ class Refresher(object):
     """
 
     def __init__(self, fetch, advisory_fetch=None, freeze=None, clock=_wall_clock, jitter=None,
-                 background=False):
+                 background=False, name="IRSA"):
         self.fetch = fetch
+        self.name = name  # what the log lines call these credentials
         self.background = background
         self._pending = False  # a background try is queued or running
         self.advisory_fetch = advisory_fetch or fetch
@@ -247,8 +248,9 @@ class Refresher(object):
             now = self.clock()
             self._fresh_until = min(now + self._cooldown(), self._due_at)
             logger.warning(
-                "advisory refresh of IRSA credentials failed; the current ones stay "
+                "advisory refresh of %s credentials failed; the current ones stay "
                 "in use (they expire in %d s) and the next try is in %d s: %s",
+                self.name,
                 self.expiry - now,
                 self._fresh_until - now,
                 err,
@@ -281,7 +283,8 @@ class Refresher(object):
         self._spans = windows(self.life)
         self.set_expiry(issued.expiry)
         logger.info(
-            "IRSA credentials refreshed: access key %s, expires %s, next refresh from %s",
+            "%s credentials refreshed: access key %s, expires %s, next refresh from %s",
+            self.name,
             issued.access_key,
             _iso(self.expiry),
             _iso(self._fresh_until),

@@ -38,7 +38,7 @@ class Credentials(_compat.Refreshable):
     ):
         refresher = _refresh.Refresher(
             fetch, advisory_fetch=advisory_fetch, freeze=_compat.freeze, clock=clock, jitter=jitter,
-            background=background,
+            background=background, name=_source_name(settings),
         )
         super(Credentials, self).__init__(refresher, method)
         self.settings = settings
@@ -85,3 +85,12 @@ class Credentials(_compat.Refreshable):
 
 
 _UTC = datetime.timezone.utc
+
+
+def _source_name(settings):
+    """What log lines call credentials of ``settings``: IRSA, EKS Pod Identity, AssumeRole."""
+    if getattr(settings, "full_uri", None) is not None:
+        return "EKS Pod Identity"
+    if getattr(settings, "external_id", False) is not False:  # a chain's settings
+        return "AssumeRole %s" % settings.role_arn
+    return "IRSA"

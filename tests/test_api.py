@@ -373,3 +373,13 @@ def test_the_installed_distribution_ships_the_license_and_the_cli():
     assert any(os.path.basename(name) == "LICENSE" for name in files), files
     for name in ("irsa_session/py.typed", "irsa_session/cli/doctor.py", "irsa_session/cli/main.py"):
         assert name in files, name
+
+
+def test_the_data_stack_has_extras_to_install_it_by():
+    """pip install 'irsa-session[aio]' (s3fs, pandas) or '[arrow]' (pyarrow, Ray)."""
+    with open(os.path.join(ROOT, "pyproject.toml")) as handle:
+        text = handle.read()
+    extras = text.split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]
+    declared = dict(re.findall(r"^(\w+) = (\[.*\])$", extras, re.M))
+    assert "aiobotocore" in declared.get("aio", "") and "s3fs" in declared.get("aio", "")
+    assert "pyarrow" in declared.get("arrow", "")

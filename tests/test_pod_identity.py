@@ -503,3 +503,11 @@ def test_a_hung_agent_gives_up_within_the_deadline(pod_env):
     assert 2 <= pod_env.call_count < 6
     assert "could not reach the EKS Pod Identity agent" in str(caught.value)
     assert "timed out" in str(caught.value) and "IRSA_SESSION_DEADLINE" in str(caught.value)
+
+
+def test_logs_say_pod_identity_not_irsa(pod_env, caplog):
+    caplog.set_level(logging.INFO, logger="irsa_session")
+    frozen(pod_identity_session())
+    lines = [record.getMessage() for record in caplog.records if record.name.startswith("irsa_session")]
+    assert any(line.startswith("EKS Pod Identity credentials refreshed") for line in lines), lines
+    assert not any("IRSA" in line for line in lines), lines
