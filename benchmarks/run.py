@@ -229,6 +229,59 @@ def soak(run, fake, targets, out, quick):
     out("    (botocore's refresh windows are scaled to the credentials' life, as irsa_session's are)")
 
 
+def endpoint(run, fake, targets, out, quick):
+    """W8: serve(): requests per second, a client's first credentials, STS calls of 8 clients."""
+    import http.client
+    import threading
+
+    import irsa_session
+
+    seconds = 3.0 if quick else 10.0
+    os.environ.update(run.env())  # this process serves the runner's IRSA settings
+    with irsa_session.serve() as served:
+        with open(served.token_file) as handle:
+            token = handle.read()
+        counts, firsts = [], []
+
+        def client():
+            connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+            done, deadline = 0, time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                connection.request("GET", "/v1/credentials", headers={"Authorization": token})
+                connection.getresponse().read()
+                done += 1
+            counts.append(done)
+
+        for _ in range(21):  # a new client's first credentials: connect, ask, read
+            started = time.perf_counter()
+            connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+            connection.request("GET", "/v1/credentials", headers={"Authorization": token})
+            connection.getresponse().read()
+            connection.close()
+            firsts.append((time.perf_counter() - started) * 1e3)
+        pool = [threading.Thread(target=client) for _ in range(4)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        out("W8  serve(): a container-credentials endpoint on 127.0.0.1 (newest)")
+        out("    %.0f requests per second (4 keep-alive clients, %d s); a new client's first "
+            "credentials: %s (connect, ask, read)" % (sum(counts) / seconds, seconds, summary(firsts, " ms")))
+        before = fake.call_count
+        code = "import boto3\nboto3.Session().get_credentials().get_frozen_credentials()\n"
+        env = dict((k, v) for k, v in run.env().items() if not k.startswith("AWS_ROLE") and k != "AWS_WEB_IDENTITY_TOKEN_FILE")
+        env.update(served.environ())
+        children = [subprocess.Popen([sys.executable, "-c", code], env=env, cwd=run.folder) for _ in range(8)]
+        if any(child.wait(120) != 0 for child in children):
+            raise SystemExit("W8: a client process failed")
+        through = fake.call_count - before
+    alone = run.processes("newest", "botocore", 8)
+    out("    8 processes of plain boto3: %d STS calls on their own, %d through the endpoint "
+        "(which had fetched its credentials already)" % (alone, through))
+    targets.at_most("W8 STS calls of 8 clients through the endpoint", through, 0, kind="count")
+    out("    target: no STS call of their own for clients of the endpoint")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--legacy-python", required=True, help="Python with boto3 1.4.8 / botocore 1.8.50")
@@ -359,6 +412,8 @@ def main():
         out("    target: 1 STS call per refresh cycle with the node-wide cache, P without")
         out()
         soak(run, fake, targets, out, args.quick)
+        out()
+        endpoint(run, fake, targets, out, args.quick)
     out()
     missed = targets.missed()
     out("targets: %d of %d met (each against the target itself; the bands above show the noise)" % (

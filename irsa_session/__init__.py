@@ -16,6 +16,7 @@ __all__ = [
     "assume_role",
     "aio_session",
     "arrow_filesystem",
+    "serve",
     "IrsaError",
     "ConfigError",
     "TokenFileError",
@@ -39,6 +40,7 @@ TYPE_CHECKING = False  # for type checkers only: typing is not imported at run t
 if TYPE_CHECKING:
     from typing import Any, List
 
+    from ._serve import serve
     from .chain import assume_role
     from .sessions import Session
 
@@ -56,8 +58,13 @@ def __getattr__(name: str) -> "Any":
 
         globals()["assume_role"] = assume_role
         return assume_role
+    if name == "serve":  # likewise: most processes serve nothing
+        from ._serve import serve
+
+        globals()["serve"] = serve
+        return serve
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 def __dir__() -> "List[str]":
-    return sorted(set(globals()) | {"session", "assume_role"})
+    return sorted(set(globals()) | {"session", "assume_role", "serve"})

@@ -34,6 +34,7 @@ from irsa_testing.datastack import (  # noqa: E402,F401  (fixtures)
     CSV,
     assume_calls,
     bucket,
+    pod_identity_pod,
     proxy,
     run_python,
 )
@@ -454,24 +455,6 @@ def test_no_secret_in_repr_str_or_any_debug_record(proxy, bucket, fake_env, irsa
 
 
 # -- one resolver: Pod Identity and chained roles reach aiobotocore too -----------------
-
-
-@pytest.fixture
-def pod_identity_pod(moto_server, tmp_path, monkeypatch):
-    """A pod with EKS Pod Identity and no IRSA; S3 behind a proxy that takes the agent's keys."""
-    from irsa_testing.agent import FakeAgent
-    from irsa_testing.s3proxy import S3Proxy
-    from irsa_testing.tokens import make_token
-
-    path = tmp_path / "eks-pod-identity-token"
-    path.write_text(make_token(aud=["pods.eks.amazonaws.com"]))
-    with FakeAgent(expect_token=lambda: path.read_text().strip()) as agent:
-        with S3Proxy(moto_server.url, lambda: agent.issued) as proxy:
-            monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.url)
-            monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(path))
-            monkeypatch.setenv("AWS_REGION", "us-west-2")
-            agent.proxy = proxy
-            yield agent
 
 
 def test_aio_session_uses_pod_identity_in_a_pod_identity_pod(pod_identity_pod, bucket):

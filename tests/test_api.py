@@ -34,6 +34,7 @@ EXPORTED = [
     "assume_role",
     "aio_session",
     "arrow_filesystem",
+    "serve",
     "IrsaError",
     "ConfigError",
     "TokenFileError",

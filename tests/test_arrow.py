@@ -30,6 +30,7 @@ from irsa_testing.datastack import (  # noqa: E402,F401  (fixtures)
     assert_all_signed_by_issued,
     assume_calls,
     bucket,
+    pod_identity_pod,
     proxy,
     run_python,
 )
@@ -290,24 +291,14 @@ def test_the_data_stack_example_runs_end_to_end(tmp_path):
     assert keys == calls >= 2  # one STS call per process: the driver and each Ray worker used
 
 
-def test_in_a_pod_identity_pod_the_filesystem_uses_the_agent_s_credentials(moto_server, bucket, tmp_path, monkeypatch):
-    from irsa_testing.agent import FakeAgent
-    from irsa_testing.s3proxy import S3Proxy
-    from irsa_testing.tokens import make_token
-
-    path = tmp_path / "eks-pod-identity-token"
-    path.write_text(make_token(aud=["pods.eks.amazonaws.com"]))
-    with FakeAgent(expect_token=lambda: path.read_text().strip()) as agent:
-        with S3Proxy(moto_server.url, lambda: agent.issued) as proxy:
-            monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.url)
-            monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(path))
-            monkeypatch.setenv("AWS_REGION", "us-east-1")
-            fs = irsa_session.arrow_filesystem(endpoint_override=proxy.url)
-            assert isinstance(fs, pafs.PyFileSystem)  # not pyarrow's own chain
-            assert fs.get_file_info("%s/raw/blob.bin" % bucket).size == len(BLOB)
-            assert proxy.keys() == [agent.issued[0]["access_key"]] and agent.call_count == 1
-            assert [s.verdict for s in proxy.seen] == ["ok"] * len(proxy.seen)
-            assert pickle.loads(pickle.dumps(fs)).equals(fs)
+def test_in_a_pod_identity_pod_the_filesystem_uses_the_agent_s_credentials(pod_identity_pod, bucket):
+    agent, proxy = pod_identity_pod, pod_identity_pod.proxy
+    fs = irsa_session.arrow_filesystem(endpoint_override=proxy.url, region="us-east-1")
+    assert isinstance(fs, pafs.PyFileSystem)  # not pyarrow's own chain
+    assert fs.get_file_info("%s/raw/blob.bin" % bucket).size == len(BLOB)
+    assert proxy.keys() == [agent.issued[0]["access_key"]] and agent.call_count == 1
+    assert [s.verdict for s in proxy.seen] == ["ok"] * len(proxy.seen)
+    assert pickle.loads(pickle.dumps(fs)).equals(fs)
 
 
 def test_after_install_with_a_chained_role_the_filesystem_is_that_role(proxy, bucket, fake_env, monkeypatch):
@@ -357,3 +348,20 @@ def test_stream_min_life_is_checked(irsa_env):
         with pytest.raises(ConfigError) as caught:
             irsa_session.arrow_filesystem(stream_min_life=bad)
         assert "stream_min_life" in str(caught.value)
+
+
+def test_pyarrow_s_own_filesystem_reads_through_serve(proxy, bucket, fake_env):
+    """The AWS SDK for C++ in pyarrow, with no help from Python, on the endpoint's credentials."""
+    with irsa_session.serve() as endpoint:
+        env = dict((name, None) for name in os.environ if name.startswith("AWS_"))  # no IRSA
+        env.update(endpoint.environ(), AWS_EC2_METADATA_DISABLED="true")
+        code = (
+            "import pyarrow.fs as pafs\n"
+            "fs = pafs.S3FileSystem(endpoint_override=%r, region='us-east-1')\n"
+            "print(fs.get_file_info(%r).size)\n" % (proxy.url, "%s/raw/blob.bin" % bucket)
+        )
+        out = run_python(code, env=env, timeout=60)
+    assert out.decode().strip() == str(len(BLOB))
+    assert proxy.keys() == [fake_env.issued[0]["access_key"]]
+    assert [s.verdict for s in proxy.seen] == ["ok"] * len(proxy.seen)
+    assert fake_env.call_count == 1

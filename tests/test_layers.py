@@ -21,7 +21,7 @@ LAYERS = [
     ["sessions"],
     ["chain", "_aio_impl", "_arrow_impl"],
     ["_aio", "_arrow"],
-    ["_install"],
+    ["_install", "_serve"],
     [""],  # the package itself: irsa_session/__init__.py
     ["cli"],  # the command line: builds on the public API and config
     ["__main__"],

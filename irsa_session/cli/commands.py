@@ -61,6 +61,39 @@ def run_credential_process(args):
     return 0
 
 
+def run_serve(args):
+    """The serve command: an endpoint until SIGTERM or SIGINT."""
+    import signal
+    import threading
+
+    from .._serve import serve
+
+    try:
+        options = dict((k, v) for k, v in irsa_options(args).items() if v is not None)
+        if args.assume_role is not None:
+            options.update(assume_role=args.assume_role, external_id=args.external_id)
+        endpoint = serve(port=args.port, **options)
+        endpoint.credentials.get_frozen_credentials()  # fail now, not at a client's first ask
+    except Exception as err:
+        return failed("serve", err)
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    lines = "".join("%s=%s\n" % pair for pair in sorted(endpoint.environ().items()))
+    if args.env_file:
+        descriptor = os.open(args.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(lines)
+    sys.stdout.write("".join("export %s\n" % line for line in lines.splitlines()))
+    sys.stdout.flush()
+    sys.stderr.write("%s serve: serving at %s until SIGTERM or SIGINT\n" % (PROG, endpoint.url))
+    sys.stderr.flush()
+    while not stop.wait(1.0):
+        pass
+    endpoint.close()
+    return 0
+
+
 def run_env(args):
     try:
         frozen, expiry = _credentials(args)

@@ -85,6 +85,23 @@ def _parser():
     command.set_defaults(run=commands.run_credential_process)
 
     command = subparsers.add_parser(
+        "serve", parents=[settings, chaining],
+        help="serve the credentials on a container-credentials endpoint for every SDK in the pod",
+        description="Serve the credentials on http://127.0.0.1:PORT/v1/credentials, the "
+        "protocol of AWS_CONTAINER_CREDENTIALS_FULL_URI (the EKS Pod Identity agent's), so "
+        "native readers and Java, Go and C++ programs share one STS call per refresh. "
+        "Prints the variables a client needs (or writes them to --env-file), then serves "
+        "until SIGTERM or SIGINT. GET /healthz answers 200 once credentials can be served.",
+    )
+    command.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: a free one)")
+    command.add_argument(
+        "--env-file", metavar="PATH",
+        help="also write the variables as KEY=value lines to PATH (mode 0600), for a sidecar's "
+        "peers to read",
+    )
+    command.set_defaults(run=commands.run_serve)
+
+    command = subparsers.add_parser(
         "env", parents=[settings, chaining],
         help="print credentials as environment variables (they do not refresh)",
         description="Print AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, "

@@ -8,7 +8,7 @@ conftest.py.
 """
 
 __all__ = [
-    "CSV", "BLOB", "assume_calls", "assert_all_signed_by_issued", "parquet_bytes", "proxy", "bucket", "run_python",
+    "CSV", "BLOB", "assume_calls", "assert_all_signed_by_issued", "pod_identity_pod", "parquet_bytes", "proxy", "bucket", "run_python",
 ]
 
 import io
@@ -36,6 +36,24 @@ def assert_all_signed_by_issued(proxy, sts):
     assert seen, "no request reached S3"
     assert [s for s in seen if s.verdict != "ok"] == []
     assert set(proxy.keys()) <= set(c["access_key"] for c in sts.issued)
+
+
+@pytest.fixture
+def pod_identity_pod(moto_server, tmp_path, monkeypatch):
+    """A pod with EKS Pod Identity and no IRSA: the agent (a FakeAgent, returned) on
+    loopback, and S3 behind a checking proxy (``agent.proxy``) that takes its keys."""
+    from irsa_testing.agent import FakeAgent
+    from irsa_testing.tokens import make_token
+
+    path = tmp_path / "eks-pod-identity-token"
+    path.write_text(make_token(aud=["pods.eks.amazonaws.com"]))
+    with FakeAgent(expect_token=lambda: path.read_text().strip()) as agent:
+        with S3Proxy(moto_server.url, lambda: agent.issued) as proxy:
+            monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.url)
+            monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(path))
+            monkeypatch.setenv("AWS_REGION", "us-west-2")
+            agent.proxy = proxy
+            yield agent
 
 
 def parquet_bytes():
