@@ -183,19 +183,20 @@ class Refresher(object):
             if self.clock() < self._stale_until:
                 # The last fetch brought expired credentials: fetching again at every
                 # use would bring the same, so callers get its error until the cooldown ends.
-                raise RefreshError(
-                    str(self._last_error), code=getattr(self._last_error, "code", None),
-                    attempts=getattr(self._last_error, "attempts", 1),
-                ) from self._last_error
+                raise self._shared_error() from self._last_error
             if self._flights != seen and self._last_error is not None and self._last_mandatory:
                 # One STS call per refresh: share the outcome of the one that ran
                 # (a mandatory one: an advisory try is a single quick attempt).
-                raise RefreshError(
-                    str(self._last_error),
-                    code=getattr(self._last_error, "code", None),
-                    attempts=getattr(self._last_error, "attempts", 1),
-                ) from self._last_error
+                raise self._shared_error() from self._last_error
             self._attempt(mandatory=True)
+
+    def _shared_error(self):
+        """A RefreshError saying what the last fetch's error said, for another caller."""
+        return RefreshError(
+            str(self._last_error),
+            code=getattr(self._last_error, "code", None),
+            attempts=getattr(self._last_error, "attempts", 1),
+        )
 
     def _advisory_here(self):
         """One caller tries once, on its own thread; the others go on."""
