@@ -24,8 +24,13 @@ LEGACY = ["boto3==1.4.8", "botocore==1.8.50"]
 MIDDLE = ["boto3==1.26.76", "botocore==1.29.76"]
 # Issue 11: the data stack. boto3 goes in with aiobotocore so pip picks a botocore
 # that aiobotocore accepts (it pins a narrow range).
-DATA = ["aiobotocore[boto3]", "s3fs", "fsspec", "boto3", "pandas", "pyarrow", "ray[data,train]", "dask[dataframe]"]
-DATA_TESTS = ["tests/test_aio.py", "tests/test_arrow.py"]
+DATA = [
+    "aiobotocore[boto3]", "s3fs", "fsspec", "boto3", "pandas", "pyarrow", "ray[data,train]",
+    "dask[dataframe]",
+    # Issue 24: native readers, which reach the library's credentials through serve().
+    "deltalake", "polars",
+]
+DATA_TESTS = ["tests/test_aio.py", "tests/test_arrow.py", "tests/test_readers.py"]
 MACHINE_SETTINGS = {
     "IRSA_SESSION_CACHE_DIR": "/nonexistent/irsa-session-cache",
     "HTTP_PROXY": "http://127.0.0.1:9",
@@ -241,7 +246,8 @@ def tests_vendored(session):
 def tests_data(session):
     """Python 3.11, aiobotocore, s3fs, pandas and pyarrow with the boto3 they accept."""
     _install(session, "-U", *DATA, "cachetools", "pytest")
-    for module in ("boto3", "botocore", "aiobotocore", "s3fs", "pandas", "pyarrow", "ray", "dask"):
+    for module in ("boto3", "botocore", "aiobotocore", "s3fs", "pandas", "pyarrow", "ray", "dask",
+                   "deltalake", "polars"):
         _check_version(session, module)
     named = [arg for arg in session.posargs if not arg.startswith("-")]
     if not any(os.path.exists(os.path.join(ROOT, arg.split("::")[0])) for arg in named):
