@@ -23,7 +23,7 @@ pq = need("pyarrow.parquet", ROWS)
 ds = need("pyarrow.dataset", ROWS)
 
 import irsa_session  # noqa: E402
-from irsa_session import ConfigError, _arrow_impl  # noqa: E402
+from irsa_session import ConfigError, _arrow_impl, _background  # noqa: E402
 from irsa_testing import ROLE_ARN  # noqa: E402
 from irsa_testing.datastack import (  # noqa: E402,F401  (fixtures)
     BLOB,
@@ -118,6 +118,8 @@ def test_rebuilt_when_credentials_refresh_while_open_streams_finish_on_theirs(
     credentials = fs.handler.credentials
     while time.time() <= credentials.refresh_at.timestamp():  # until the refresh is due
         time.sleep(0.05)
+    credentials.get_frozen_credentials()  # the first use in the window: refreshed in the background
+    assert _background.idle(10)
 
     assert fs.get_file_info(path).size == len(BLOB)  # a new call: new credentials, new native fs
     second = fake_env.issued[-1]["access_key"]
