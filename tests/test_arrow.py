@@ -354,6 +354,10 @@ def test_stream_min_life_is_checked(irsa_env):
 
 def test_pyarrow_s_own_filesystem_reads_through_serve(proxy, bucket, fake_env):
     """The AWS SDK for C++ in pyarrow, with no help from Python, on the endpoint's credentials."""
+    if os.environ.get("IRSA_TEST_ROW") != "tests-data":
+        # pyarrow 6.0.1's SDK (the examples-ray-legacy row) reads no
+        # AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: "AWS Error [code 15]: No response body".
+        pytest.skip("the newest pyarrow's SDK (the tests-data row) reads the token file")
     with irsa_session.serve() as endpoint:
         env = dict((name, None) for name in os.environ if name.startswith("AWS_"))  # no IRSA
         env.update(endpoint.environ(), AWS_EC2_METADATA_DISABLED="true")
