@@ -20,7 +20,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # the annotations below are for type checkers; typing is not imported
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional
+    from typing import Any, Dict
 
 import logging
 import os
@@ -173,7 +173,6 @@ class Endpoint(object):
     def _answer(self, handler):
         """(status, JSON body) for the request ``handler`` holds."""
         import hmac
-        import json
 
         if handler.headers.get("Host", "") not in self._hosts:
             return 403, {"message": "wrong Host: this endpoint answers only at %s" % self._hosts[0]}

@@ -3,7 +3,6 @@
 import http.client
 import inspect
 import json
-import logging
 import os
 import signal
 import socket
@@ -12,7 +11,6 @@ import subprocess
 import sys
 import time
 
-import boto3
 import botocore.credentials
 import pytest
 
