@@ -30,6 +30,7 @@ from irsa_testing.datastack import (  # noqa: E402,F401  (fixtures)
     assert_all_signed_by_issued,
     assume_calls,
     bucket,
+    native_env,
     pod_identity_pod,
     proxy,
     run_python,
@@ -359,8 +360,7 @@ def test_pyarrow_s_own_filesystem_reads_through_serve(proxy, bucket, fake_env):
         # AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: "AWS Error [code 15]: No response body".
         pytest.skip("the newest pyarrow's SDK (the tests-data row) reads the token file")
     with irsa_session.serve() as endpoint:
-        env = dict((name, None) for name in os.environ if name.startswith("AWS_"))  # no IRSA
-        env.update(endpoint.environ(), AWS_EC2_METADATA_DISABLED="true")
+        env = native_env(endpoint)  # no IRSA: the endpoint's two variables only
         code = (
             "import pyarrow.fs as pafs\n"
             "fs = pafs.S3FileSystem(endpoint_override=%r, region='us-east-1')\n"

@@ -7,7 +7,6 @@ own; polars from install()'s boto3 (CredentialProviderAWS) or from a callable.
 """
 
 import io
-import os
 
 import pytest
 
@@ -19,24 +18,19 @@ pl = need("polars", ROWS)
 pa = need("pyarrow", ROWS)
 
 import irsa_session  # noqa: E402
-from irsa_testing.datastack import assume_calls, bucket, proxy, run_python  # noqa: E402,F401
+from irsa_testing.datastack import (  # noqa: E402,F401  (fixtures)
+    assert_all_signed_by_issued, assume_calls, bucket, native_env, proxy, run_python,
+)
 
 
 def options(proxy):
     return {"aws_endpoint_url": proxy.url, "aws_allow_http": "true", "aws_region": "us-east-1"}
 
 
-def assert_signed_by_issued(proxy, sts):
-    assert proxy.seen, "no request reached S3"
-    assert [s.verdict for s in proxy.seen] == ["ok"] * len(proxy.seen)
-    assert set(proxy.keys()) <= set(c["access_key"] for c in sts.issued)
-
-
 def test_deltalake_and_polars_in_another_process_share_serve_s_one_sts_call(proxy, bucket, fake_env):
     uri = "s3://%s/delta/readings" % bucket
     with irsa_session.serve() as endpoint:
-        env = dict((name, None) for name in os.environ if name.startswith("AWS_"))  # no IRSA
-        env.update(endpoint.environ(), AWS_EC2_METADATA_DISABLED="true")
+        env = native_env(endpoint)  # no IRSA: the endpoint's two variables only
         code = (
             "import deltalake, polars as pl, pyarrow as pa\n"
             "opts = dict(%r, AWS_S3_ALLOW_UNSAFE_RENAME='true')\n"
@@ -47,7 +41,7 @@ def test_deltalake_and_polars_in_another_process_share_serve_s_one_sts_call(prox
         )
         out = run_python(code, env=env, timeout=120).decode().split()
     assert out == ["2", "2", "2", "2"]
-    assert_signed_by_issued(proxy, fake_env)
+    assert_all_signed_by_issued(proxy, fake_env)
     assert proxy.keys() == [fake_env.issued[0]["access_key"]]
     assert len(assume_calls(fake_env)) == 1  # one exchange, the endpoint's, for every read
 
@@ -70,7 +64,7 @@ def test_polars_after_install_through_boto3(proxy, parquet_object, fake_env):
     frame = pl.read_parquet(parquet_object, storage_options=options(proxy),
                             credential_provider=pl.CredentialProviderAWS())
     assert frame["reading"].sum() == 49
-    assert_signed_by_issued(proxy, fake_env)
+    assert_all_signed_by_issued(proxy, fake_env)
     assert len(assume_calls(fake_env)) == 1
 
 
@@ -84,5 +78,5 @@ def test_polars_with_a_credential_provider_callable(proxy, parquet_object, fake_
 
     for _ in range(3):
         assert pl.read_parquet(parquet_object, storage_options=options(proxy), credential_provider=provider).height == 3
-    assert_signed_by_issued(proxy, fake_env)
+    assert_all_signed_by_issued(proxy, fake_env)
     assert len(assume_calls(fake_env)) == 1

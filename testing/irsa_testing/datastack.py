@@ -8,7 +8,7 @@ conftest.py.
 """
 
 __all__ = [
-    "CSV", "BLOB", "assume_calls", "assert_all_signed_by_issued", "pod_identity_pod", "parquet_bytes", "proxy", "bucket", "run_python",
+    "CSV", "BLOB", "assume_calls", "assert_all_signed_by_issued", "pod_identity_pod", "native_env", "parquet_bytes", "proxy", "bucket", "run_python",
 ]
 
 import io
@@ -54,6 +54,14 @@ def pod_identity_pod(moto_server, tmp_path, monkeypatch):
             monkeypatch.setenv("AWS_REGION", "us-west-2")
             agent.proxy = proxy
             yield agent
+
+
+def native_env(endpoint):
+    """Changes to this environment for a child that gets its credentials only from
+    ``endpoint`` (an irsa_session.serve() endpoint): no AWS variable but its two."""
+    env = dict((name, None) for name in os.environ if name.startswith("AWS_"))
+    env.update(endpoint.environ(), AWS_EC2_METADATA_DISABLED="true")
+    return env
 
 
 def parquet_bytes():
