@@ -27,10 +27,20 @@ MIDDLE = ["boto3==1.26.76", "botocore==1.29.76"]
 DATA = [
     "aiobotocore[boto3]", "s3fs", "fsspec", "boto3", "pandas", "pyarrow", "ray[data,train]",
     "dask[dataframe]",
-    # Issue 24: native readers, which reach the library's credentials through serve().
-    "deltalake", "polars",
 ]
-DATA_TESTS = ["tests/test_aio.py", "tests/test_arrow.py", "tests/test_readers.py"]
+DATA_TESTS = ["tests/test_aio.py", "tests/test_arrow.py"]
+# Issue 24: the native readers, which reach the library's credentials through serve(),
+# in one row of their own.  duckdb loads its httpfs and aws extensions from PyPI's
+# wheels (there is no network to fetch them from), which exist for duckdb 1.x only,
+# each pinned to its duckdb.  s3torchconnectorclient is the CRT client of
+# s3torchconnector without PyTorch (6 GB with CUDA).  The AWS CLI is PyPI's, v1.
+DUCKDB = "1.5.5"
+READERS = [
+    "deltalake", "polars", "daft", "pylance", "s3torchconnectorclient", "awscli", "boto3",
+    "pyarrow", "duckdb==" + DUCKDB, "duckdb-extension-httpfs==" + DUCKDB,
+    "duckdb-extension-aws==" + DUCKDB,
+]
+READERS_TESTS = ["tests/test_readers.py"]
 MACHINE_SETTINGS = {
     "IRSA_SESSION_CACHE_DIR": "/nonexistent/irsa-session-cache",
     "HTTP_PROXY": "http://127.0.0.1:9",
@@ -44,6 +54,7 @@ TEST_ROWS = [
     "tests-newest-3.13",
     "tests-vendored",
     "tests-data",
+    "tests-readers",
     "bench-quick",
     "examples-ray-legacy",
     "examples-ray-current",
@@ -246,8 +257,7 @@ def tests_vendored(session):
 def tests_data(session):
     """Python 3.11, aiobotocore, s3fs, pandas and pyarrow with the boto3 they accept."""
     _install(session, "-U", *DATA, "cachetools", "pytest")
-    for module in ("boto3", "botocore", "aiobotocore", "s3fs", "pandas", "pyarrow", "ray", "dask",
-                   "deltalake", "polars"):
+    for module in ("boto3", "botocore", "aiobotocore", "s3fs", "pandas", "pyarrow", "ray", "dask"):
         _check_version(session, module)
     named = [arg for arg in session.posargs if not arg.startswith("-")]
     if not any(os.path.exists(os.path.join(ROOT, arg.split("::")[0])) for arg in named):
@@ -258,6 +268,19 @@ def tests_data(session):
         "python", "benchmarks/arrow.py", "--quick",
         env={"IRSA_TEST_MOTO_SERVER": _moto_server(session)},
     )
+
+
+@nox.session(name="tests-readers", python="3.11", venv_backend="venv")
+def tests_readers(session):
+    """Python 3.11, the native readers (deltalake, polars, daft, lance, the CRT client,
+    duckdb, the AWS CLI, pyarrow's own S3FileSystem) on one serve() endpoint."""
+    _install(session, "-U", *READERS, "pytest")
+    for module in ("deltalake", "polars", "daft", "lance", "duckdb", "awscli", "boto3", "pyarrow"):
+        _check_version(session, module)
+    named = [arg for arg in session.posargs if not arg.startswith("-")]
+    if not any(os.path.exists(os.path.join(ROOT, arg.split("::")[0])) for arg in named):
+        session.posargs[:] = READERS_TESTS + list(session.posargs)  # not all of tests/
+    _pytest(session)
 
 
 # -- figures -----------------------------------------------------------------

@@ -30,7 +30,7 @@ from . import config, sessions
 from ._refresh import windows
 from .errors import ConfigError
 
-__all__ = ["serve", "Endpoint", "PATH", "HEALTH"]
+__all__ = ["serve", "start", "Endpoint", "PATH", "HEALTH"]
 
 logger = logging.getLogger("irsa_session.serve")
 
@@ -67,6 +67,12 @@ def serve(*, port: int = 0, export: bool = False, **settings: Any) -> Endpoint:
         ConfigError: a setting is invalid, or neither IRSA nor EKS Pod Identity is
             configured (there would be nothing to serve).
     """
+    return start(port, export, None, settings)
+
+
+def start(port, export, folder, settings):
+    """:func:`serve`, with the token written to ``folder`` (a directory that must
+    exist, e.g. a volume shared with the app's container) instead of a new one."""
     assume_role = settings.pop("assume_role", None)
     external_id = settings.pop("external_id", None)
     source = sessions.resolve_source(fallback=False, **settings) if settings else (
@@ -88,7 +94,10 @@ def serve(*, port: int = 0, export: bool = False, **settings: Any) -> Endpoint:
         raise TypeError("serve(external_id=...) goes with assume_role=")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError("serve(port=%r): give a TCP port from 1 to 65535, or 0 for a free one" % (port,))
-    endpoint = Endpoint(source, port)
+    if folder is not None and not os.path.isdir(folder):
+        raise ConfigError("the token folder %s is not a directory: make it (an emptyDir volume "
+                          "shared with the app's container), or leave it out" % (folder,))
+    endpoint = Endpoint(source, port, folder)
     if export:
         endpoint.export()
     return endpoint
@@ -97,25 +106,23 @@ def serve(*, port: int = 0, export: bool = False, **settings: Any) -> Endpoint:
 class Endpoint(object):
     """A running container-credentials endpoint (see :func:`serve`)."""
 
-    def __init__(self, source, port=0):
+    def __init__(self, source, port=0, folder=None):
         import http.server
         import secrets
-        import tempfile
 
         self.source = source
         self.credentials = source._irsa_credentials
         self._token = secrets.token_urlsafe(32)
-        self._folder = tempfile.mkdtemp(prefix="irsa-session-serve-")  # 0700
-        self.token_file = os.path.join(self._folder, "token")
-        descriptor = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(self._token)
+        self._folder, self.token_file = _write_token(self._token, folder)
         self._slots = threading.BoundedSemaphore(_THREADS)
         self._server = _server_class(http.server)(("127.0.0.1", port), _handler_class(http.server))
         self._server.owner = self
         self.port = self._server.server_address[1]
         self.url = "http://127.0.0.1:%d%s" % (self.port, PATH)
-        self._hosts = ("127.0.0.1:%d" % self.port, "localhost:%d" % self.port)
+        # The Host header names this address (a DNS-rebinding page would send its own
+        # name). The CRT's client sends it without the port, as HTTP allows for a
+        # client that knows no better; the SDKs send it with.
+        self._hosts = ("127.0.0.1:%d" % self.port, "localhost:%d" % self.port, "127.0.0.1", "localhost")
         self._saved = None
         self._thread = threading.Thread(target=self._server.serve_forever, name="irsa-session-serve")
         self._thread.daemon = True
@@ -155,9 +162,10 @@ class Endpoint(object):
                 else:
                     os.environ[name] = value
             self._saved = None
-        for path in (self.token_file, self._folder):
+        for path, remove in ((self.token_file, os.unlink), (self._folder, os.rmdir)):
             try:
-                (os.rmdir if path == self._folder else os.unlink)(path)
+                if path is not None:
+                    remove(path)
             except OSError:
                 pass
         logger.info("stopped serving credentials at %s", self.url)
@@ -209,6 +217,22 @@ class Endpoint(object):
         if refresher.account_id:
             body["AccountId"] = refresher.account_id
         return 200, body
+
+
+def _write_token(token, folder):
+    """(folder to remove on close or None, token file): the token in a 0600 file, in a
+    new 0700 folder, or in ``folder`` as ``token`` (replacing one a previous start left)."""
+    import tempfile
+
+    made = None
+    if folder is None:
+        folder = made = tempfile.mkdtemp(prefix="irsa-session-serve-")  # 0700
+    descriptor, partial = tempfile.mkstemp(prefix=".token-", dir=folder)  # 0600
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token)
+    path = os.path.join(folder, "token")
+    os.replace(partial, path)
+    return made, path
 
 
 def _iso(epoch):

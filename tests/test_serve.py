@@ -80,7 +80,8 @@ def test_it_serves_the_library_s_credentials_to_the_token_holder_only(fake_env):
             (get(endpoint), 401),
             (get(endpoint, token=token[:-1] + ("A" if token[-1] != "A" else "B")), 401),
             (get(endpoint, token=token, host="evil.example:%d" % endpoint.port), 403),
-            (get(endpoint, token=token, host="127.0.0.1"), 403),
+            (get(endpoint, token=token, host="127.0.0.1:%d" % (endpoint.port + 1)), 403),
+            (get(endpoint, token=token, host="evil.example"), 403),
             (get(endpoint, path="/v1/credentials/", token=token), 404),
             (get(endpoint, path="/", token=token), 404),
             (get(endpoint, token=token, method="POST", body=b"x"), 405),
@@ -92,6 +93,14 @@ def test_it_serves_the_library_s_credentials_to_the_token_holder_only(fake_env):
     assert not os.path.exists(endpoint.token_file)  # closed: the token is gone
     with pytest.raises(OSError):
         get(endpoint, token=token)
+
+
+def test_a_host_without_its_port_is_answered_as_the_crt_client_sends_it(fake_env):
+    """The CRT (s3torchconnector, Mountpoint) sends ``Host: 127.0.0.1``: no port."""
+    with irsa_session.serve() as endpoint:
+        for host in ("127.0.0.1", "localhost", "localhost:%d" % endpoint.port):
+            status, body = get(endpoint, token=token_of(endpoint), host=host)
+            assert (status, body["AccessKeyId"]) == (200, fake_env.issued[0]["access_key"]), host
 
 
 def test_healthz_says_when_credentials_can_be_served(fake_env):
@@ -249,3 +258,32 @@ def test_the_command_serves_until_sigterm(fake_env, irsa_env, tmp_path):
     assert child.returncode == 0, err
     assert not os.path.exists(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"])
     assert_clean([out, err], secrets_of(fake_env))
+
+
+def test_the_command_writes_its_token_to_a_shared_folder_and_replaces_a_stale_one(fake_env, irsa_env, tmp_path):
+    """--token-dir: the volume a sidecar shares with the app's container."""
+    stale = tmp_path / "token"
+    stale.write_text("left by the last start")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "irsa_session", "serve", "--token-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+    )
+    try:
+        lines = [child.stdout.readline().strip() for _ in range(2)]
+        variables = dict(line[len("export "):].split("=", 1) for line in lines)
+        assert variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == str(stale)
+        token = stale.read_text()
+        assert token != "left by the last start" and len(token) >= 40
+        assert stat.S_IMODE(os.stat(str(stale)).st_mode) == 0o600
+        assert os.listdir(str(tmp_path)) == ["token"]
+    finally:
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=20)
+    assert child.returncode == 0, err
+    assert os.listdir(str(tmp_path)) == []  # the token went; the shared folder stays
+
+    missing = str(tmp_path / "no-such-folder")
+    done = subprocess.run([sys.executable, "-m", "irsa_session", "serve", "--token-dir", missing],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert missing in done.stderr and "not a directory" in done.stderr

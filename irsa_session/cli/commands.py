@@ -66,13 +66,13 @@ def run_serve(args):
     import signal
     import threading
 
-    from .._serve import serve
+    from .._serve import start
 
     try:
         options = dict((k, v) for k, v in irsa_options(args).items() if v is not None)
         if args.assume_role is not None:
             options.update(assume_role=args.assume_role, external_id=args.external_id)
-        endpoint = serve(port=args.port, **options)
+        endpoint = start(args.port, False, args.token_dir, options)
         endpoint.credentials.get_frozen_credentials()  # fail now, not at a client's first ask
     except Exception as err:
         return failed("serve", err)

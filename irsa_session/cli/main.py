@@ -99,6 +99,11 @@ def _parser():
         help="also write the variables as KEY=value lines to PATH (mode 0600), for a sidecar's "
         "peers to read",
     )
+    command.add_argument(
+        "--token-dir", metavar="DIR",
+        help="write the endpoint's token to DIR/token (mode 0600) instead of a new private "
+        "folder: a volume the app's container mounts too (DIR must exist)",
+    )
     command.set_defaults(run=commands.run_serve)
 
     command = subparsers.add_parser(

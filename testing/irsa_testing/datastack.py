@@ -60,16 +60,17 @@ def native_env(endpoint):
     """Changes to this environment for a child that gets its credentials only from
     ``endpoint`` (an irsa_session.serve() endpoint): no AWS variable but its two."""
     env = dict((name, None) for name in os.environ if name.startswith("AWS_"))
-    env.update(endpoint.environ(), AWS_EC2_METADATA_DISABLED="true")
+    env.update(endpoint.environ(), AWS_EC2_METADATA_DISABLED="true",
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
     return env
 
 
 def parquet_bytes():
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    frame = pd.DataFrame({"city": ["oslo", "lima", "cairo"], "reading": [3, 19, 27]})
     out = io.BytesIO()
-    frame.to_parquet(out, engine="pyarrow", index=False)
+    pq.write_table(pa.table({"city": ["oslo", "lima", "cairo"], "reading": [3, 19, 27]}), out)
     return out.getvalue()
 
 
