@@ -223,8 +223,9 @@ def _newest(session, *extra):
 
 @nox.session(name="tests-newest-3.11", python="3.11", venv_backend="venv")
 def tests_newest_311(session):
-    """Python 3.11, newest boto3; and the public API's types checked by mypy."""
-    _newest(session, "mypy")
+    """Python 3.11, newest boto3 and the OpenTelemetry SDK (tests/test_otel.py); and the
+    public API's types checked by mypy."""
+    _newest(session, "mypy", "opentelemetry-sdk")
     session.run("python", "tools/typecheck.py")
 
 

@@ -332,6 +332,12 @@ def main():
             w1[("botocore", "newest")], w1[("irsa", "newest")]))
         for python in ("newest", "legacy"):
             targets.at_most("W1 us per call (%s)" % python, statistics.median(w1[("irsa", python)]), 2.0)
+        # Issue 25: an on_refresh subscriber costs the hot path nothing (no fetch, no event).
+        watched = [r["us_per_call"] for r in run.repeat(repeats, "newest", "W1", "irsa-watched", "--iterations", w1_n)]
+        out("    %-22s %s" % ("irsa + on_refresh", summary(watched, " us", 3)))
+        cost = statistics.median(watched) / statistics.median(w1[("irsa", "newest")])
+        out("    with a subscriber vs without (newest): %.3f; target <= 1.05" % cost)
+        targets.at_most("W1 with an on_refresh subscriber vs without", cost, 1.05, kind="ratio")
         out()
 
         out("W2  session.client('s3') 200 times from one session: first client, then per call")

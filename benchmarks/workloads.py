@@ -27,6 +27,11 @@ def make_session(impl):
         from irsa_session import assumed_role_session
 
         return assumed_role_session()
+    if impl == "irsa-watched":  # issue 25: a subscriber to every fetch (and OpenTelemetry if installed)
+        from irsa_session import assumed_role_session, on_refresh
+
+        on_refresh(lambda event: None)
+        return assumed_role_session()
     if impl == "botocore":
         return boto3.session.Session()
     if impl == "workaround":
@@ -217,7 +222,7 @@ WORKLOADS = {"W1": w1_frozen, "W2": w2_clients, "W4": w4_sessions}
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("workload", choices=sorted(WORKLOADS) + ["W3", "W7"])
-    parser.add_argument("impl", choices=["irsa", "botocore", "workaround"])
+    parser.add_argument("impl", choices=["irsa", "irsa-watched", "botocore", "workaround"])
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--hours", type=int, default=24)

@@ -17,6 +17,7 @@ __all__ = [
     "aio_session",
     "arrow_filesystem",
     "serve",
+    "on_refresh",
     "IrsaError",
     "ConfigError",
     "TokenFileError",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 from ._version import __version__
+from ._events import on_refresh
 from .errors import ConfigError, IrsaError, RefreshError, TokenFileError
 from .sessions import (
     assumed_role_session,

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 
-from . import _background
+from . import _background, _events
 from .errors import RefreshError
 
 __all__ = ["ADVISORY", "MANDATORY", "JITTER_SHARE", "advisory_span", "windows", "Refresher"]
@@ -131,17 +131,23 @@ class Refresher(object):
         wanted = min(seconds, self.life * _FRESH_SHARE)
         if self.expiry - self.clock() >= wanted:
             return current
-        with self.lock:
-            if self.expiry - self.clock() < wanted and self.clock() >= self._stale_until:
-                self._attempt(mandatory=True)
-            return self.current
+        try:
+            with self.lock:
+                if self.expiry - self.clock() < wanted and self.clock() >= self._stale_until:
+                    self._attempt(mandatory=True, reason="mandatory")
+                return self.current
+        finally:
+            _events.settle()
 
     def refresh_expired(self, generation):
         """A service refused set ``generation`` as expired: refresh now, once for every
         caller that saw that set (a later set is taken to be good)."""
-        with self.lock:
-            if self.generation == generation and self.clock() >= self._stale_until:
-                self._attempt(mandatory=True)
+        try:
+            with self.lock:
+                if self.generation == generation and self.clock() >= self._stale_until:
+                    self._attempt(mandatory=True, reason="expired-token")
+        finally:
+            _events.settle()
 
     def due(self, refresh_in=None):
         """Whether a refresh is due now, or (``refresh_in``) within that many seconds of expiry."""
@@ -169,6 +175,12 @@ class Refresher(object):
     def refresh(self):
         """Refresh if one is due: advisory, in the background (or one caller tries);
         mandatory, all wait for one."""
+        try:
+            self._refresh_due()
+        finally:
+            _events.settle()  # the callers' fetch's event reached the subscribers
+
+    def _refresh_due(self):
         now = self.clock()
         if now < self._fresh_until:
             return
@@ -188,7 +200,7 @@ class Refresher(object):
                 # One STS call per refresh: share the outcome of the one that ran
                 # (a mandatory one: an advisory try is a single quick attempt).
                 raise self._shared_error() from self._last_error
-            self._attempt(mandatory=True)
+            self._attempt(mandatory=True, reason="mandatory" if self.current is not None else "first")
 
     def _shared_error(self):
         """A RefreshError saying what the last fetch's error said, for another caller."""
@@ -203,7 +215,7 @@ class Refresher(object):
         if self.lock.acquire(False):
             try:
                 if self.clock() >= self._fresh_until:
-                    self._attempt(mandatory=False)
+                    self._attempt(mandatory=False, reason="advisory")
             finally:
                 self.lock.release()
 
@@ -223,7 +235,7 @@ class Refresher(object):
         try:
             with self.lock:
                 if self.clock() >= self._fresh_until:  # nobody refreshed meanwhile
-                    self._attempt(mandatory=False)
+                    self._attempt(mandatory=False, reason="background")
         finally:
             self._pending = False
 
@@ -236,8 +248,9 @@ class Refresher(object):
         if reset is not None:
             reset()
 
-    def _attempt(self, mandatory):
+    def _attempt(self, mandatory, reason):
         self._last_mandatory = mandatory
+        outer = _events.why(reason)  # what the fetch's event says it ran for
         try:
             issued = (self.fetch if mandatory else self.advisory_fetch)()
             self._check_alive(issued)
@@ -257,6 +270,8 @@ class Refresher(object):
                 err,
             )
             return
+        finally:
+            _events.why(outer)
         self._store(issued)
         self._last_error = None
         self._flights += 1

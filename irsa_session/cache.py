@@ -28,7 +28,7 @@ try:
 except ImportError:  # not on Windows; the cache is for Linux nodes
     fcntl = None  # type: ignore[assignment]
 
-from . import _fork, _redact, token
+from . import _events, _fork, _redact, token
 from ._refresh import advisory_span
 from .source import Issued, odd_value
 
@@ -78,17 +78,22 @@ class NodeCache(object):
     def __call__(self, attempts=None):
         if not self._directory_ok():
             return self.exchange(attempts)
+        started = time.monotonic()
         path = self._entry_path()
         found = self._load(path)
         if found is not None:
-            return found
+            return self._hit(found, started)
         with _Lock(path + ".lock"):
             found = self._load(path)  # another process may have refreshed meanwhile
             if found is not None:
-                return found
+                return self._hit(found, started)
             issued = self.exchange(attempts)._replace(issued_at=self._clock())
             self._store(path, issued)
             return issued
+
+    def _hit(self, found, started):
+        _events.emit("node cache", self.settings, "ok", time.monotonic() - started, 0, found.expiry)
+        return found
 
     def _entry_path(self):
         proof = getattr(self.exchange, "proof", None)

@@ -261,6 +261,8 @@ class AssumeRole(Source):
     (``factory(settings, source_credentials)``) are injectable.
     """
 
+    kind = "AssumeRole"
+
     def __init__(
         self,
         settings,

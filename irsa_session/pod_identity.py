@@ -34,6 +34,8 @@ class Agent(Source):
     are injectable.
     """
 
+    kind = "EKS Pod Identity"
+
     def __init__(
         self,
         settings,

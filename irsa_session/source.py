@@ -28,7 +28,7 @@ import threading
 import time
 from collections import namedtuple
 
-from . import _redact
+from . import _events, _redact
 from .errors import ConfigError, RefreshError
 
 __all__ = [
@@ -132,6 +132,8 @@ class Source(object):
 
     #: The longest one attempt can take (connect and read timeouts).
     attempt_timeout = CONNECT_TIMEOUT + READ_TIMEOUT
+    #: What its events (:mod:`irsa_session._events`) call this source.
+    kind = "IRSA"
 
     def __init__(self, settings, retry=DEFAULT_RETRY, sleep=time.sleep, rand=None, monotonic=time.monotonic,
                  deadline=None):
@@ -155,12 +157,19 @@ class Source(object):
         if outer is not None and outer < deadline:
             deadline = outer
         _inside.deadline = deadline
+        calls = self.calls
         try:
-            return self._fetch_by(deadline, attempts, started)
+            issued = self._fetch_by(deadline, attempts, started)
         except Exception as err:
             failed = err
+        else:
+            _events.emit(self.kind, self.settings, "ok", self._monotonic() - started, self.calls - calls,
+                         issued.expiry)
+            return issued
         finally:
             _inside.deadline = outer
+        _events.emit(self.kind, self.settings, _events.result_of(failed), self._monotonic() - started,
+                     self.calls - calls, None)
         # The frames the error passed through hold the token, the answer and the
         # request in their locals, which error trackers print: none goes along.
         _forget_frames(failed)

@@ -35,6 +35,7 @@ EXPORTED = [
     "aio_session",
     "arrow_filesystem",
     "serve",
+    "on_refresh",
     "IrsaError",
     "ConfigError",
     "TokenFileError",
@@ -384,3 +385,4 @@ def test_the_data_stack_has_extras_to_install_it_by():
     declared = dict(re.findall(r"^(\w+) = (\[.*\])$", extras, re.M))
     assert "aiobotocore" in declared.get("aio", "") and "s3fs" in declared.get("aio", "")
     assert "pyarrow" in declared.get("arrow", "")
+    assert "opentelemetry-api" in declared.get("otel", "")  # issue 25

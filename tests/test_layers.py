@@ -13,7 +13,8 @@ import irsa_session
 #: ``cli`` package its modules may also import each other (without a cycle).
 LAYERS = [
     ["errors", "_version", "_fork"],
-    ["_background"],
+    ["_background", "_otel"],
+    ["_events"],
     ["config", "_redact", "_refresh", "_expired"],
     ["token", "_compat", "source"],
     ["sts", "pod_identity"],  # the sources
