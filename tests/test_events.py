@@ -270,3 +270,17 @@ def test_log_records_of_events_name_no_secret(fake_env, capture, events):
     irsa_session.assumed_role_session().get_credentials().get_frozen_credentials()
     settle(events)
     assert_clean(capture.lines, secrets_of(fake_env))
+
+
+def test_serve_s_fetches_are_events(fake_env, events):
+    import urllib.request
+
+    with irsa_session.serve() as endpoint:
+        with open(endpoint.token_file) as handle:
+            token = handle.read()
+        request = urllib.request.Request(endpoint.url, headers={"Authorization": token})
+        for _ in range(3):
+            urllib.request.urlopen(request, timeout=10).read()
+    seen = settle(events)
+    assert [(e.source, e.reason, e.result) for e in seen] == [("IRSA", "first", "ok")]  # three answers, one fetch
+    assert len(web_identity_calls(fake_env)) == 1
