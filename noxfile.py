@@ -28,7 +28,9 @@ DATA = [
     "aiobotocore[boto3]", "s3fs", "fsspec", "boto3", "pandas", "pyarrow", "ray[data,train]",
     "dask[dataframe]",
 ]
-DATA_TESTS = ["tests/test_aio.py", "tests/test_arrow.py"]
+DATA_TESTS = ["tests/test_aio.py", "tests/test_arrow.py", "tests/test_docs.py"]
+# Issue 26: the docs site (strict build) and its snippets' runner; deltalake for serve's page.
+DOCS = ["sphinx", "myst-parser", "furo", "sphinxcontrib-mermaid", "sybil", "deltalake"]
 # Issue 24: the native readers, which reach the library's credentials through serve(),
 # in one row of their own.  duckdb loads its httpfs and aws extensions from PyPI's
 # wheels (there is no network to fetch them from), which exist for duckdb 1.x only,
@@ -257,13 +259,17 @@ def tests_vendored(session):
 @nox.session(name="tests-data", python="3.11", venv_backend="venv")
 def tests_data(session):
     """Python 3.11, aiobotocore, s3fs, pandas and pyarrow with the boto3 they accept."""
-    _install(session, "-U", *DATA, "cachetools", "pytest")
+    _install(session, "-U", *DATA, *DOCS, "cachetools", "pytest")
     for module in ("boto3", "botocore", "aiobotocore", "s3fs", "pandas", "pyarrow", "ray", "dask"):
         _check_version(session, module)
     named = [arg for arg in session.posargs if not arg.startswith("-")]
     if not any(os.path.exists(os.path.join(ROOT, arg.split("::")[0])) for arg in named):
         session.posargs[:] = DATA_TESTS + list(session.posargs)  # not all of tests/
     _pytest(session, RAY_USAGE_STATS_ENABLED="0")
+    _build_docs(session)  # the docs site shares this row's venv: its snippets ran above
+    # The demo of the README's first newcomer command, with moto's own venv.
+    session.run(os.path.join(_MOTO_VENV, "bin", "python"), "examples/demo.py",
+                env={"PYTHONPATH": ROOT}, external=True)
     # The pyarrow benchmark shares this row's venv; it exits 1 on a missed target.
     session.run(
         "python", "benchmarks/arrow.py", "--quick",
@@ -282,6 +288,23 @@ def tests_readers(session):
     if not any(os.path.exists(os.path.join(ROOT, arg.split("::")[0])) for arg in named):
         session.posargs[:] = READERS_TESTS + list(session.posargs)  # not all of tests/
     _pytest(session)
+
+
+def _build_docs(session):
+    """The docs site, strict: any warning (a broken link, a missing page, a reference to
+    a name that does not exist) fails the build."""
+    out = os.path.join(ROOT, "docs", "_build", "html")
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("sphinx-build", "-W", "--keep-going", "-n", "-q", "-b", "html",
+                os.path.join(ROOT, "docs"), out)
+    session.log("docs built in %s" % out)
+
+
+@nox.session(python="3.11", venv_backend="venv")
+def docs(session):
+    """The docs site (./dev docs), built in strict mode into docs/_build/html."""
+    _install(session, *DOCS)
+    _build_docs(session)
 
 
 # -- figures -----------------------------------------------------------------

@@ -55,6 +55,7 @@ class Session(boto3.session.Session):
             # The fallback resolves botocore's own chain, never what install() put in
             # it: a chain signed with this session would otherwise sign with itself.
             setattr(botocore_session, _compat.OWN_CHAIN, True)
+            _warn_if_none(botocore_session)
         super(Session, self).__init__(
             botocore_session=botocore_session, region_name=region_name
         )
@@ -118,6 +119,7 @@ class _Registry(object):
         self.credentials = {}
         self.sessions = {}
         self.fallback_logged = False
+        self.none_warned = False
         self.default = None
         self.boto3_default = None  # the boto3.DEFAULT_SESSION that install() made
         self.installed = None  # the credentials that install() put in the default chain
@@ -130,6 +132,7 @@ class _Registry(object):
             self.credentials.clear()
             self.sessions.clear()
             self.fallback_logged = False
+            self.none_warned = False
             self.default = None
             self.boto3_default = None
             self.installed = None
@@ -175,6 +178,25 @@ def _credentials_for(settings):
 # copyreg: its table outlives the modules at exit, and a function in it keeps this
 # module, and botocore behind it, alive into the interpreter's slow clean-up.)
 Credentials.rebuild = _credentials_for
+
+
+def _warn_if_none(botocore_session):
+    """Where botocore's own chain finds no credentials either, say once where to look:
+    its own ``NoCredentialsError`` names no cause."""
+    find = botocore_session.get_credentials
+
+    def get_credentials():
+        credentials = find()
+        if credentials is None and not _registry.none_warned:
+            _registry.none_warned = True
+            logger.warning(
+                "no credentials: neither IRSA nor EKS Pod Identity is configured in this "
+                "process, and boto3's default chain found none either (requests will fail "
+                "with NoCredentialsError); run `irsa-session doctor` to see what the pod has"
+            )
+        return credentials
+
+    botocore_session.get_credentials = get_credentials
 
 
 def _session_for(settings):
@@ -429,6 +451,8 @@ def install_credentials(session):
             # A default session boto3 made before this call may hold the chain's old answer.
             botocore_session = botocore.session.get_session()
             _compat.share_data(botocore_session)
+            if credentials is None:
+                _warn_if_none(botocore_session)
             boto3.DEFAULT_SESSION = boto3.session.Session(
                 botocore_session=botocore_session, region_name=region_name
             )

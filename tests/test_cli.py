@@ -871,3 +871,24 @@ def test_doctor_names_the_node_role_as_botocores_last_resort(cli, disabled):
         assert found["botocore_chain_uses"].startswith("the node's role through instance metadata")
         if disabled:
             assert "this botocore ignores it" in found["detail"]
+
+
+def test_trust_policy_for_pod_identity(cli):
+    """Moving to EKS Pod Identity: the role trusts pods.eks.amazonaws.com (issue 26)."""
+    result = cli("trust-policy", "--pod-identity")
+    assert result.code == 0, result.text
+    assert result.json() == {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "AllowEksAuthToAssumeRoleForPodIdentity",
+            "Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+        }],
+    }
+    refused = cli("trust-policy", "--pod-identity", "--namespace", "team-a", "--service-account", "x")
+    assert refused.code == 2 and refused.stdout == ""
+    assert "--pod-identity takes no --namespace or --service-account" in refused.stderr
+    assert "create-pod-identity-association" in refused.stderr
+    both = cli("trust-policy", "--pod-identity", "--issuer", ISSUER)
+    assert both.code == 2 and "not allowed with argument" in both.stderr

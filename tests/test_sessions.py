@@ -330,3 +330,29 @@ def test_install_without_irsa_leaves_the_chain_alone(monkeypatch):
     assert frozen(boto3.Session()).access_key == "AKIAFALLBACKEXAMPLE1"
     with pytest.raises(ConfigError):
         install(fallback=False)
+
+
+def test_a_fallback_that_finds_no_credentials_warns_once_and_points_to_doctor(capture):
+    """Issue 26: botocore's own NoCredentialsError names no cause."""
+    session = irsa_session.assumed_role_session()  # no IRSA, no Pod Identity: boto3's chain
+    for service in ("s3", "sts", "s3"):
+        session.client(service, region_name="us-east-1", config=Config(retries={"max_attempts": 1}))
+    warned = [line for line in capture.lines if "irsa-session doctor" in line]
+    assert len(warned) == 1 and " WARNING " in warned[0], capture.lines
+    assert "found none either" in warned[0]
+
+
+def test_after_install_unchanged_code_that_finds_no_credentials_is_warned_too(capture):
+    import boto3
+
+    irsa_session.install()
+    boto3.client("s3", region_name="us-east-1")
+    boto3.client("sts", region_name="us-east-1")
+    assert len([line for line in capture.lines if "irsa-session doctor" in line]) == 1
+
+
+def test_no_warning_where_boto3_s_chain_finds_credentials(capture, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s" * 40)
+    irsa_session.assumed_role_session().client("s3", region_name="us-east-1")
+    assert not [line for line in capture.lines if "irsa-session doctor" in line]

@@ -208,8 +208,31 @@ def trust_policy(issuer, account, subjects, partition="aws", audience=STS_AUDIEN
     }
 
 
+#: The trust policy of a role that EKS Pod Identity's associations hand to pods.
+POD_IDENTITY_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{
+        "Sid": "AllowEksAuthToAssumeRoleForPodIdentity",
+        "Effect": "Allow",
+        "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+    }],
+}
+
+
 def run_trust_policy(args):
     usage = args.usage.error  # exits with status 2
+    if args.pod_identity:
+        given = [flag for flag, value in (("--account", args.account), ("--partition", args.partition),
+                                          ("--namespace", args.namespace),
+                                          ("--service-account", args.service_account)) if value]
+        if given:
+            usage("--pod-identity takes no %s: EKS Pod Identity names the namespace and service "
+                  "account in an association (aws eks create-pod-identity-association --cluster-name "
+                  "... --namespace ... --service-account ... --role-arn ...), not in the trust policy"
+                  % " or ".join(given))
+        sys.stdout.write(json.dumps(POD_IDENTITY_TRUST, indent=2) + "\n")
+        return 0
     role_arn = config.pick("role_arn")[0] or ""
     role = role_arn.split(":") if role_arn else []
     account = args.account

@@ -124,11 +124,17 @@ def _parser():
         help="print the role trust policy that admits given service accounts",
         description="Print the IAM role trust policy (JSON) that lets the given service "
         "accounts assume the role through the cluster's OIDC provider: the policy that "
-        "Kubeflow's profile controller maintains.",
+        "Kubeflow's profile controller maintains. With --pod-identity, the trust policy "
+        "of a role for EKS Pod Identity.",
     )
     issuer = command.add_mutually_exclusive_group(required=True)
     issuer.add_argument("--issuer", metavar="URL", help="the cluster's OIDC issuer URL")
     issuer.add_argument("--from-token", metavar="FILE", help="take the issuer from this token")
+    issuer.add_argument(
+        "--pod-identity", action="store_true",
+        help="the trust policy of a role for EKS Pod Identity instead (service principal "
+        "pods.eks.amazonaws.com; associations, not the policy, name the service accounts)",
+    )
     command.add_argument(
         "--account", metavar="ID",
         help="12-digit account of the role (default: that of $%s)" % ROLE_ARN,

@@ -13,11 +13,12 @@ import threading
 import time
 
 
-def run_python(code, env=None, stdin=None, timeout=120):
+def run_python(code, env=None, stdin=None, timeout=120, cwd=None):
     """Run ``code`` in a fresh interpreter that imports what this one does; return stdout bytes.
 
     ``env`` changes this process's environment for the child (a value of None
-    removes a variable).  A non-zero exit fails with the child's stderr.
+    removes a variable); ``cwd`` is the folder it runs in.  A non-zero exit fails
+    with the child's stderr and stdout.
     """
     full_env = dict(os.environ)
     for name, value in (env or {}).items():
@@ -34,11 +35,11 @@ def run_python(code, env=None, stdin=None, timeout=120):
         stderr=subprocess.PIPE,
         env=full_env,
         timeout=timeout,
+        cwd=cwd,
     )
     if result.returncode != 0:
-        raise AssertionError(
-            "child exited %d:\n%s" % (result.returncode, result.stderr.decode(errors="replace"))
-        )
+        raise AssertionError("child exited %d:\n%s\n%s" % (
+            result.returncode, result.stderr.decode(errors="replace"), result.stdout.decode(errors="replace")))
     return result.stdout
 
 
