@@ -727,6 +727,24 @@ def test_doctor_catches_a_mistyped_region_before_any_retry(cli, fake_env, web_to
     assert result.finding("exchange")["status"] == "skipped"
 
 
+@pytest.mark.parametrize("command", ["credential-process", "env"])
+@pytest.mark.parametrize("given", ["AWS_REGION", "--region"])
+def test_the_credential_commands_catch_a_mistyped_region_at_once_too(cli, fake_env, web_token, command, given):
+    """Issue 26: they used to retry an STS endpoint that does not exist for 11-13 s."""
+    env = dict(os.environ)
+    env.pop("AWS_ENDPOINT_URL_STS")  # the region picks the endpoint
+    flags = ["--region", "us-wset-2"] if given == "--region" else []
+    if given == "AWS_REGION":
+        env["AWS_REGION"] = "us-wset-2"
+    started = time.monotonic()
+    result = cli(command, *flags, env=env)
+    assert time.monotonic() - started < 5
+    assert result.code == 1 and result.stdout == ""
+    assert "did you mean us-west-2?" in result.stderr
+    assert ("Set --region to us-west-2" if given == "--region" else "Set AWS_REGION (or --region) to us-west-2") in result.stderr
+    assert fake_env.call_count == 0
+
+
 def test_doctor_names_the_file_beside_a_mistyped_token_path(cli, fake_env, token_file):
     mistyped = os.path.join(os.path.dirname(token_file), "tokne")
     result = cli("doctor", "--json", "--token-file", mistyped)
@@ -892,3 +910,15 @@ def test_trust_policy_for_pod_identity(cli):
     assert "create-pod-identity-association" in refused.stderr
     both = cli("trust-policy", "--pod-identity", "--issuer", ISSUER)
     assert both.code == 2 and "not allowed with argument" in both.stderr
+
+
+@pytest.mark.parametrize("command", ["env", "credential-process", "doctor"])
+def test_messages_name_the_command_line_s_flags_not_python_arguments(cli, command):
+    """Issue 26: "--role-arn", not "role_arn="; and no fix that says only "do what the
+    message says"."""
+    result = cli(command, "--role-arn", "arn:aws:s3:::not-a-role", "--token-file", "/tmp/token")
+    assert result.code == 1
+    text = result.stdout + result.stderr
+    assert "--role-arn" in text and "AWS_ROLE_ARN" in text
+    assert "role_arn" not in text.replace("AWS_ROLE_ARN", "")
+    assert "do what the message says" not in text

@@ -52,7 +52,7 @@ def assume_role_check(
                 "sts:AssumeRole on it in the source role's permissions" % role_arn
             )
         else:
-            fix = "do what the message says"
+            fix = None  # the message says what to fix
         return finding("assume-role", FAIL, _redact.scrub(detail), fix, **fields)
     detail = (
         "STS (%s) let the source assume role %s as %s: access key id %s, expiring %s (%s); "

@@ -17,7 +17,7 @@ from ..config import (
 )
 from ..errors import ConfigError, TokenFileError
 from ..sts import issuer_host, oidc_principal
-from .render import until, utc
+from .render import cli_words, until, utc
 
 __all__ = [
     "PROG",
@@ -139,12 +139,57 @@ def _credentials(args):
         raise ConfigError("--external-id goes with --assume-role")
     else:
         irsa = config.resolve(**irsa_options(args))
+        if not config.missing(irsa):
+            check_region(args)
         pod_identity = config.resolve_pod_identity(region_name=args.region) if config.missing(irsa) else None
         if pod_identity is not None:  # IRSA wins when both are set, as for the session
             credentials = _credentials_for(pod_identity)
         else:
             credentials = refreshable_credentials(**irsa_options(args))
     return credentials.get_frozen_credentials(), sts._epoch(credentials.expires_at)
+
+
+def check_region(args):
+    """A region that botocore does not know and that is one typo from one it knows: a
+    ConfigError at once, instead of the retries of an STS endpoint that does not exist."""
+    region, region_from = config.pick("region_name", args.region, None, "--region")
+    endpoint, _ = config.pick("sts_endpoint_url", args.sts_endpoint_url, None, "--sts-endpoint-url")
+    near = near_region(region) if region and not endpoint else None
+    if near:
+        raise ConfigError(
+            "botocore %s knows no region %r (from %s): did you mean %s? Set %s to %s"
+            % (botocore_version(), region, region_from, near,
+               "--region" if region_from == "--region" else region_from + " (or --region)", near)
+        )
+
+
+def near_region(region):
+    """The region botocore knows that ``region`` is a typo of, or None."""
+    import difflib
+
+    known = known_regions()
+    if not known or region in known:
+        return None
+    near = difflib.get_close_matches(region, sorted(known), n=1, cutoff=0.8)
+    return near[0] if near else None
+
+
+def known_regions():
+    """Every region of every partition in botocore's endpoint data (empty if unreadable)."""
+    import botocore.session
+
+    try:
+        loader = botocore.session.get_session().get_component("data_loader")
+        partitions = loader.load_data("endpoints").get("partitions", [])
+    except Exception:  # no data: no check rather than a false alarm
+        return frozenset()
+    return frozenset(region for each in partitions for region in each.get("regions", {}))
+
+
+def botocore_version():
+    import botocore
+
+    return botocore.__version__
 
 
 def irsa_options(args):
@@ -179,7 +224,7 @@ def chain_source(args):
 
 def failed(command, err):
     """Say on stderr why ``command`` failed; return its exit status."""
-    sys.stderr.write("%s %s: error: %s\n" % (PROG, command, _redact.scrub(str(err))))
+    sys.stderr.write("%s %s: error: %s\n" % (PROG, command, cli_words(_redact.scrub(str(err)))))
     return 1
 
 

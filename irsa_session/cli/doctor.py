@@ -1,6 +1,5 @@
 """``irsa-session doctor``: the checks in order, each finding reported as soon as it is made."""
 
-import difflib
 import email.utils
 import json
 import os
@@ -24,7 +23,7 @@ from ..config import (
 from ..errors import ConfigError, IrsaError
 from . import sources, tokens
 from .chained import assume_role_check
-from .commands import STS_AUDIENCE, chain_options, chain_source, irsa_options, trust_policy
+from .commands import STS_AUDIENCE, chain_options, chain_source, irsa_options, known_regions, near_region, trust_policy
 from .render import FAIL, INFO, OK, SKIPPED, WARN, finding, header, render, until, utc, verdict
 
 __all__ = ["run", "doctor"]
@@ -211,14 +210,14 @@ def _sts_endpoint(probe):
         )
         return finding("sts-endpoint", OK, detail, reason="legacy", **fields)
     detail = "%s, the regional endpoint of %s (from %s)" % (url, region, region_from)
-    known = _known_regions()
+    known = known_regions()
     if known and region not in known:
-        near = difflib.get_close_matches(region, sorted(known), n=1, cutoff=0.8)
+        near = near_region(region)
         if near:
             detail += "; botocore %s knows no region %s: did you mean %s?" % (
-                botocore.__version__, region, near[0],
+                botocore.__version__, region, near,
             )
-            fix = "set %s (or --region) to %s" % (region_from, near[0])
+            fix = "set %s (or --region) to %s" % (region_from, near)
             return finding("sts-endpoint", FAIL, detail, fix, reason="unknown-region", **fields)
         detail += (
             "; botocore %s knows no region %s (a region newer than this botocore, or a "
@@ -227,16 +226,6 @@ def _sts_endpoint(probe):
         fix = "check %s: the exchange below fails after its retries if the region does not exist" % region_from
         return finding("sts-endpoint", WARN, detail, fix, reason="unknown-region", **fields)
     return finding("sts-endpoint", OK, detail, reason="regional", **fields)
-
-
-def _known_regions():
-    """Every region of every partition in botocore's endpoint data (empty if unreadable)."""
-    try:
-        loader = botocore.session.get_session().get_component("data_loader")
-        partitions = loader.load_data("endpoints").get("partitions", [])
-    except Exception:  # no data: no check rather than a false alarm
-        return frozenset()
-    return frozenset(region for each in partitions for region in each.get("regions", {}))
 
 
 # The exchange, GetCallerIdentity with its credentials, the clock; the trust policy on a denial.
@@ -272,7 +261,7 @@ def _exchange(probe):
         detail = str(err) if isinstance(err, IrsaError) else "%s: %s" % (type(err).__name__, err)
         return finding(
             "exchange", FAIL, _redact.scrub(detail),
-            _EXCHANGE_FIXES.get(code, "do what the message says"),
+            _EXCHANGE_FIXES.get(code),  # else the message says what to fix
             code=code,
             attempts=getattr(err, "attempts", None),
             endpoint=settings.sts_endpoint_url,

@@ -1,19 +1,38 @@
 """Findings, the doctor's report of them, and times as the CLI prints them."""
 
 import json
+import re
 import time
 
 __all__ = [
     "OK", "WARN", "FAIL", "INFO", "SKIPPED",
-    "finding", "header", "render", "verdict", "utc", "span", "until",
+    "finding", "header", "render", "verdict", "utc", "span", "until", "cli_words",
 ]
 
 OK, WARN, FAIL, INFO, SKIPPED = "ok", "warn", "fail", "info", "skipped"
 
 
+#: The library's argument names in its messages, and the command line's flags for them.
+_FLAGS = (
+    ("role_arn", "--role-arn"), ("token_file", "--token-file"), ("region_name", "--region"),
+    ("sts_endpoint_url", "--sts-endpoint-url"), ("external_id", "--external-id"),
+)
+
+
+def cli_words(text):
+    """``text`` (a library message) with its argument names as the command line's flags:
+    ``role_arn`` and ``role_arn=`` become ``--role-arn``, ``role_arn='x'`` ``--role-arn 'x'``."""
+    if not text:
+        return text
+    for name, flag in _FLAGS:
+        text = re.sub(r"\b%s=(?=['\"\w-])" % name, flag + " ", text)
+        text = re.sub(r"\b%s=?(?![\w=])" % name, flag, text)
+    return text
+
+
 def finding(check, status, detail, fix=None, **fields):
     """One finding of the doctor: a dict of ``check``, ``status``, ``detail``, ``fix`` and ``fields``."""
-    found = {"check": check, "status": status, "detail": detail, "fix": fix}
+    found = {"check": check, "status": status, "detail": cli_words(detail), "fix": cli_words(fix)}
     found.update(fields)
     return found
 

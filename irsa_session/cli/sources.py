@@ -345,7 +345,7 @@ def pod_identity_agent(probe):
     except Exception as err:  # the library's RefreshError
         detail = str(err) if isinstance(err, IrsaError) else "%s: %s" % (type(err).__name__, err)
         return finding(
-            "pod-identity-agent", FAIL, _redact.scrub(detail), "do what the message says",
+            "pod-identity-agent", FAIL, _redact.scrub(detail), None,
             attempts=getattr(err, "attempts", None),
         )
     probe.issued, probe.answered, probe.exchange = issued, time.time(), agent
