@@ -335,7 +335,7 @@ def test_the_sdist_ships_every_tracked_test_file_and_no_junk(tmp_path):
         pytest.skip("setuptools %s cannot build from pyproject.toml" % setuptools.__version__)
     try:
         listed = subprocess.run(
-            ["git", "ls-files", "-z", "tests", "testing", "examples", "benchmarks", "tools"],
+            ["git", "ls-files", "-z", "tests", "testing", "examples", "benchmarks", "tools", "docs"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True,
         ).stdout.decode().split("\0")
     except (OSError, subprocess.CalledProcessError):
@@ -354,8 +354,21 @@ def test_the_sdist_ships_every_tracked_test_file_and_no_junk(tmp_path):
         names = set(name.split("/", 1)[1] for name in sdist.getnames() if "/" in name)
     assert tracked <= names, sorted(tracked - names)
     assert {"LICENSE", "README.md", "CHANGELOG.md", "noxfile.py", "irsa_session/py.typed"} <= names
-    junk = [name for name in names if ".hypothesis" in name or "__pycache__" in name or name.endswith(".pyc")]
+    junk = [name for name in names if ".hypothesis" in name or "__pycache__" in name or name.endswith(".pyc")
+            or "/_build/" in name or name.endswith("timeline.mmd")]
     assert not junk, junk
+    # Issue 26: its tests run from it, with its own stand-ins (irsa_testing) and nothing of the tree.
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(os.path.join(tree, "dist", out.stdout.split()[-1])) as sdist:
+        sdist.extractall(str(unpacked))
+    top = os.path.join(str(unpacked), os.listdir(str(unpacked))[0])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(top, "testing"), top]))
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_token.py", "tests/test_layers.py"],
+        cwd=top, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:]
+    assert " passed" in ran.stdout.strip().splitlines()[-1]
 
 
 def test_the_installed_distribution_ships_the_license_and_the_cli():
