@@ -27,7 +27,7 @@ myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 myst_fence_as_directive = ["mermaid"]
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build", "conftest.py"]
+exclude_patterns = ["_build"]
 root_doc = "index"
 
 html_theme = "furo"
@@ -78,4 +78,28 @@ def _pictures():
         handle.write(timeline + "\n")
 
 
+def _flags():
+    """Write every subcommand's --help, from the parser itself, for reference/cli.md."""
+    import argparse
+    import io
+
+    import importlib
+
+    cli = importlib.import_module("irsa_session.cli.main")
+
+    parser = cli._parser()
+    os.environ["COLUMNS"] = "100"
+    sections = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                out = io.StringIO()
+                command.print_help(out)
+                sections.append("### `irsa-session %s`\n\n```text\n%s```\n" % (name, out.getvalue()))
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference")
+    with open(os.path.join(folder, "flags.inc"), "w") as handle:
+        handle.write("\n".join(sections))
+
+
 _pictures()
+_flags()
