@@ -11,9 +11,10 @@ A caller whose call made a fetch returns once the subscribers have had its event
 (:func:`settle`, after the refresh's lock is released), or after :data:`WAIT`
 seconds: a callback that blocks delays that caller by at most that once, never a
 refresh, and is not waited for again while it stays stuck.  Past :data:`QUEUED`
-waiting events new ones are dropped (and counted; a warning says so, once).  A callback that raises is logged (its exception's type, at WARNING
-the first time) and keeps its subscription; the others are still called.  The
-thread starts with the first subscription; a forked child starts its own.
+waiting events new ones are dropped (and counted; a warning says so, once).  A
+callback that raises is logged (its exception's type, at WARNING the first time)
+and keeps its subscription; the others are still called.  The thread starts with
+the first event that has a subscriber; a forked child starts its own.
 
 When ``opentelemetry-api`` is installed, each event is also recorded as metrics
 (:mod:`irsa_session._otel`), whether or not anyone subscribed.
@@ -217,14 +218,18 @@ def on_refresh(callback: Callable[[Event], Any]) -> Callable[[], None]:
 
 
 _metrics = [None]  # the _otel module's record function, False when there is none
+_metrics_lock = threading.Lock()
 
 
 def _recorder():
     record = _metrics[0]
     if record is None:
-        from . import _otel
+        with _metrics_lock:  # one set of instruments, whichever thread fetches first
+            record = _metrics[0]
+            if record is None:
+                from . import _otel
 
-        record = _metrics[0] = _otel.recorder() or False
+                record = _metrics[0] = _otel.recorder() or False
     return record
 
 
