@@ -2,9 +2,9 @@
 
 Importing this module imports no aiobotocore.  :func:`install` patches
 aiobotocore's credential chain at once if ``aiobotocore.session`` is already
-imported, else when (and if) it is imported later, through a ``sys.meta_path``
-watcher; a process that never uses aiobotocore never loads it.  The classes
-that touch aiobotocore live in ``_aio_impl``.
+imported, else when (and if) it is imported later (:mod:`irsa_session._imports`);
+a process that never uses aiobotocore never loads it.  The classes that touch
+aiobotocore live in ``_aio_impl``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 import sys
 import threading
 
-from . import _fork, sessions
+from . import _fork, _imports, sessions
 
 __all__ = ["install", "aio_session"]
 
@@ -26,7 +26,7 @@ logger = logging.getLogger("irsa_session")
 #: The module whose import triggers the patch (it imports aiobotocore.credentials).
 WATCHED = "aiobotocore.session"
 
-_state = {"credentials": None, "patched": False}
+_state = {"credentials": None, "patched": False, "waiting": False}
 
 
 class _Lock(object):
@@ -54,15 +54,10 @@ def install(credentials):
     """
     with _guard.lock:
         _state["credentials"] = credentials
-        if credentials is None or _state["patched"]:
+        if credentials is None or _state["patched"] or _state["waiting"]:
             return
-        if WATCHED not in sys.modules:
-            if not any(isinstance(finder, _ImportWatch) for finder in sys.meta_path):
-                sys.meta_path.insert(0, _ImportWatch())
-            return
-    # Imported already, or being imported by another thread: wait for it, holding no lock.
-    __import__(WATCHED)
-    _patch_on_import()
+        _state["waiting"] = True
+    _imports.when_imported(WATCHED, _patch_on_import)
 
 
 sessions.on_install(install)
@@ -92,7 +87,6 @@ def _patch_on_import():
             if not getattr(original, "irsa_session_wrapped", False):
                 module.create_credential_resolver = _wrap(original)
         _state["patched"] = True
-        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _ImportWatch)]
 
 
 def _wrap(original):
@@ -118,53 +112,6 @@ def _wrap(original):
     create_credential_resolver.__doc__ = original.__doc__
     create_credential_resolver.irsa_session_wrapped = True
     return create_credential_resolver
-
-
-class _ImportWatch(object):
-    """A ``sys.meta_path`` finder that has aiobotocore patched as soon as it is imported.
-
-    It finds nothing itself: for the watched module it asks the finders after
-    it, and wraps the loader they return so that the patch runs right after
-    the module's code.
-    """
-
-    def find_spec(self, name, path=None, target=None):
-        if name != WATCHED:
-            return None
-        for finder in list(sys.meta_path):
-            find = getattr(finder, "find_spec", None)
-            if finder is self or isinstance(finder, _ImportWatch) or find is None:
-                continue
-            spec = find(name, path, target)
-            if spec is not None:
-                if hasattr(spec.loader, "exec_module"):
-                    spec.loader = _PatchAfter(spec.loader)
-                return spec
-        return None
-
-    def invalidate_caches(self):
-        pass
-
-
-class _PatchAfter(object):
-    """A loader that runs another loader, then the patch."""
-
-    def __init__(self, loader):
-        self._loader = loader
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        self._loader.exec_module(module)
-        module.__loader__ = module.__spec__.loader = self._loader  # nothing of ours stays
-        try:
-            _patch_on_import()
-        except Exception as err:  # aiobotocore's import must succeed whatever happens here
-            logger.warning("irsa_session could not patch aiobotocore: %s: %s", type(err).__name__, err)
-
-    def __getattr__(self, name):
-        return getattr(self._loader, name)
 
 
 def aio_session(

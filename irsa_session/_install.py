@@ -6,7 +6,7 @@ TYPE_CHECKING = False  # the annotations below are for type checkers; typing is 
 if TYPE_CHECKING:
     from typing import Any
 
-from . import _aio, sessions  # _aio: importing it joins aiobotocore to install_credentials()
+from . import _aio, _pandas, sessions  # importing _aio and _pandas joins them to install_credentials()
 
 __all__ = ["install"]
 
@@ -22,7 +22,8 @@ def install(**kwargs: Any) -> sessions.Session:
     one set of refreshing credentials (a new session makes no STS call), and
     ``boto3.client()`` still returns a new client per call.  Where aiobotocore is
     installed (s3fs, fsspec, pandas, Dask), its sessions get the same credentials
-    by the same rules, from the moment it is imported.  Takes the arguments
+    by the same rules, from the moment it is imported; so does pandas'
+    ``read_parquet("s3://...")`` (through :func:`arrow_filesystem`).  Takes the arguments
     of :func:`assumed_role_session`; calling it again is harmless.  With IRSA not
     configured and ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` set, the credentials come
     from EKS Pod Identity (:func:`pod_identity_session`).  Returns the library's

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 import irsa_session
-from irsa_session import _aio, _compat, sessions
+from irsa_session import _aio, _compat, _pandas, sessions
 from irsa_testing import ROLE_ARN
 from irsa_testing.clock import FakeClock
 from irsa_testing.moto import MotoServer
@@ -50,6 +50,7 @@ def clean_env(monkeypatch, tmp_path):
     boto3.DEFAULT_SESSION = None
     _compat.put_first_in_default_chain(None)
     _aio.install(None)
+    _pandas.install(None)
 
 
 @pytest.fixture

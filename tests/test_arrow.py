@@ -371,3 +371,44 @@ def test_pyarrow_s_own_filesystem_reads_through_serve(proxy, bucket, fake_env):
     assert proxy.keys() == [fake_env.issued[0]["access_key"]]
     assert [s.verdict for s in proxy.seen] == ["ok"] * len(proxy.seen)
     assert fake_env.call_count == 1
+
+
+def test_after_install_pd_read_parquet_of_an_s3_url_reads_with_the_library_s_credentials(s3_env, bucket, fake_env):
+    """Issue 26: it went to pyarrow's own S3 client (ACCESS_DENIED on loopback, its own
+    exchange in a pod).  pandas imported before install(), and after it."""
+    pd = need("pandas", ROWS)
+    if "filesystem" not in inspect.signature(pd.read_parquet).parameters:
+        irsa_session.install()  # pandas before 2.1 (Ray 2.3's row) takes no filesystem: left alone
+        assert not getattr(pd.read_parquet, "irsa_session_wrapped", False)
+        return
+    url = "s3://%s/raw/readings.parquet" % bucket
+    irsa_session.install()
+    assert pd.read_parquet(url)["reading"].sum() == 49
+    assert pd.read_parquet(url, columns=["city"]).shape == (3, 1)
+    out = run_python(
+        "import sys, irsa_session\n"
+        "irsa_session.install()\n"
+        "assert 'pandas' not in sys.modules\n"
+        "import pandas as pd\n"
+        "print(pd.read_parquet(%r).shape)\n" % url
+    )
+    assert out.decode().strip() == "(3, 2)"
+    assert_all_signed_by_issued(s3_env, fake_env)
+    assert len(assume_calls(fake_env)) == 2  # this process, and the other one
+
+
+def test_read_parquet_calls_install_does_not_touch_go_to_pandas_unchanged(s3_env, bucket, fake_env, tmp_path):
+    pd = need("pandas", ROWS)
+    if "filesystem" not in inspect.signature(pd.read_parquet).parameters:
+        return  # not wrapped there (above)
+    local = tmp_path / "local.parquet"
+    pd.DataFrame({"a": [1, 2]}).to_parquet(str(local))
+    irsa_session.install()
+    assert pd.read_parquet(str(local)).shape == (2, 1)  # a local path
+    fs = irsa_session.arrow_filesystem()
+    assert pd.read_parquet("%s/raw/readings.parquet" % bucket, filesystem=fs).shape == (3, 2)
+    from irsa_session import _pandas
+
+    assert _pandas._ours("s3://b/k", (), {"storage_options": {}}) is False  # s3fs's way
+    assert _pandas._ours("s3://b/k", ("fastparquet",), {}) is False
+    assert _pandas._ours("S3://b/k", (), {}) is True

@@ -12,7 +12,7 @@ import irsa_session
 #: Lowest first.  A module may import only modules of lower layers; inside the
 #: ``cli`` package its modules may also import each other (without a cycle).
 LAYERS = [
-    ["errors", "_version", "_fork"],
+    ["errors", "_version", "_fork", "_imports"],
     ["_background", "_otel"],
     ["_events"],
     ["config", "_redact", "_refresh", "_expired"],
@@ -22,6 +22,7 @@ LAYERS = [
     ["sessions"],
     ["chain", "_aio_impl", "_arrow_impl"],
     ["_aio", "_arrow"],
+    ["_pandas"],
     ["_install", "_serve"],
     [""],  # the package itself: irsa_session/__init__.py
     ["cli"],  # the command line: builds on the public API and config
