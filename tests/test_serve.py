@@ -228,15 +228,20 @@ def test_nothing_secret_reaches_its_logs(fake_env, capture):
         pickle.dumps(endpoint)
 
 
-def test_the_command_serves_until_sigterm(fake_env, irsa_env, tmp_path):
-    env_file = tmp_path / "endpoint.env"
+def serving(*flags):
+    """(the running ``irsa-session serve`` process, the variables its two export lines set)."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "irsa_session", "serve", "--env-file", str(env_file)],
+        [sys.executable, "-m", "irsa_session", "serve"] + list(flags),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
     )
+    lines = [child.stdout.readline().strip() for _ in range(2)]
+    return child, dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
+
+
+def test_the_command_serves_until_sigterm(fake_env, irsa_env, tmp_path):
+    env_file = tmp_path / "endpoint.env"
+    child, variables = serving("--env-file", str(env_file))
     try:
-        lines = [child.stdout.readline().strip() for _ in range(2)]
-        variables = dict(line[len("export "):].split("=", 1) for line in lines)
         assert set(variables) == {"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"}
         assert stat.S_IMODE(os.stat(str(env_file)).st_mode) == 0o600
         url = variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
@@ -264,13 +269,8 @@ def test_the_command_writes_its_token_to_a_shared_folder_and_replaces_a_stale_on
     """--token-dir: the volume a sidecar shares with the app's container."""
     stale = tmp_path / "token"
     stale.write_text("left by the last start")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "irsa_session", "serve", "--token-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-    )
+    child, variables = serving("--token-dir", str(tmp_path))
     try:
-        lines = [child.stdout.readline().strip() for _ in range(2)]
-        variables = dict(line[len("export "):].split("=", 1) for line in lines)
         assert variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == str(stale)
         token = stale.read_text()
         assert token != "left by the last start" and len(token) >= 40
