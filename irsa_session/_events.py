@@ -32,7 +32,7 @@ import os
 import threading
 import time
 
-from . import _fork
+from . import _background, _fork
 
 __all__ = ["Event", "on_refresh", "emit", "settle", "reason", "why", "delivered", "dropped", "QUEUED", "WAIT"]
 
@@ -77,19 +77,14 @@ def why(name):
 
 
 class _Delivery(object):
-    """The subscribers, and the thread that calls them."""
+    """The subscribers, and the thread that calls them (a :class:`_background.Worker`
+    of its own: a callback that blocks must not hold up a refresh)."""
 
     def __init__(self):
         self.pid = os.getpid()
         self.lock = threading.Lock()
-        self.ready = threading.Condition(self.lock)
         self.callbacks = []
-        self.queue = collections.deque()
-        self.thread = None
-        self.busy = False
-        self.busy_since = 0.0
-        self.queued = 0  # events queued so far, and delivered so far
-        self.done = 0
+        self.worker = _background.Worker("irsa-session-events")
         self.dropped = 0
         self.warned = set()  # callbacks that raised (warned once each), and "dropped"
 
@@ -110,21 +105,16 @@ class _Delivery(object):
         with self.lock:
             if not self.callbacks:
                 return None
-            if len(self.queue) >= QUEUED:
+            if self.worker.waiting() >= QUEUED:
                 self.dropped += 1
                 warn = "dropped" not in self.warned
                 self.warned.add("dropped")
             else:
                 warn = False
-                self.queue.append(event)
-                self.queued += 1
-                ticket = self.queued
-                if self.thread is None:
-                    thread = threading.Thread(target=self._run, name="irsa-session-events")
-                    thread.daemon = True
-                    thread.start()
-                    self.thread = thread
-                self.ready.notify_all()
+                try:
+                    ticket = self.worker.submit(lambda: self._deliver(event))
+                except RuntimeError:  # the interpreter is exiting: no new thread
+                    return None
         if warn:
             logger.warning(
                 "an on_refresh callback is not keeping up (%d events wait): new events are "
@@ -132,22 +122,11 @@ class _Delivery(object):
             )
         return ticket
 
-    def _run(self):
-        while True:
-            with self.lock:
-                while not self.queue:
-                    self.busy = False
-                    self.ready.notify_all()
-                    self.ready.wait()
-                event = self.queue.popleft()
-                callbacks = list(self.callbacks)
-                self.busy = True
-                self.busy_since = time.monotonic()
-            for callback in callbacks:
-                self._call(callback, event)
-            with self.lock:
-                self.done += 1
-                self.ready.notify_all()
+    def _deliver(self, event):
+        with self.lock:
+            callbacks = list(self.callbacks)
+        for callback in callbacks:
+            self._call(callback, event)
 
     def _call(self, callback, event):
         try:
@@ -163,14 +142,12 @@ class _Delivery(object):
             )
 
     def wait_for(self, ticket):
-        with self.lock:
-            if self.busy and time.monotonic() - self.busy_since > WAIT:
-                return  # a callback is stuck: waiting again would only add to it
-            self.ready.wait_for(lambda: self.done >= ticket, WAIT)
+        if self.worker.stuck_for() > WAIT:
+            return  # a callback is stuck: waiting again would only add to it
+        self.worker.wait_done(ticket, WAIT)
 
     def idle(self, timeout):
-        with self.lock:
-            return self.ready.wait_for(lambda: not self.queue and not self.busy, timeout)
+        return self.worker.idle(timeout)
 
 
 _delivery = [_Delivery()]
